@@ -1,0 +1,60 @@
+"""The one exception hierarchy of translator.
+
+    TranslatorError                 base of every error this package raises on purpose
+    ├── DefinitionError             definitions failed to load or validate (carries every Issue)
+    ├── ExpressionError             a ${...} expression cannot be evaluated
+    │   └── UnsupportedExpression   valid Conductor syntax that translator deliberately does not run
+    └── UsageError                  the caller asked for something impossible (bad option, missing file)
+
+All errors are picklable so that they can cross worker process boundaries.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from translator.issues import Issue
+
+
+class TranslatorError(Exception):
+    """Base class of every error raised on purpose by translator."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __reduce__(self):  # keep picklable when subclasses add constructor arguments
+        return (self.__class__, (self.message,))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class DefinitionError(TranslatorError):
+    """Definitions failed to load or validate; ``issues`` holds every problem found."""
+
+    def __init__(self, message: str, issues: list[Issue] | tuple[Issue, ...] = ()) -> None:
+        super().__init__(message)
+        self.issues = list(issues)
+
+    def __reduce__(self):
+        return (self.__class__, (self.message, self.issues))
+
+    def __str__(self) -> str:
+        if not self.issues:
+            return self.message
+        lines = [self.message, *(issue.render() for issue in self.issues)]
+        return "\n".join(lines)
+
+
+class ExpressionError(TranslatorError):
+    """A ${...} expression cannot be evaluated."""
+
+
+class UnsupportedExpression(ExpressionError):
+    """Valid Conductor expression syntax that translator deliberately does not evaluate."""
+
+
+class UsageError(TranslatorError):
+    """The caller asked for something impossible (unknown option value, missing file...)."""

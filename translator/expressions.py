@@ -1,0 +1,240 @@
+"""Conductor's ``${...}`` parameter resolution (ParametersUtils), reimplemented exactly.
+
+* A string that is exactly one ``${...}`` resolves to the raw JSON value (types kept).
+* In a mixed string every ``${...}`` is replaced by the Java ``toString`` of its value:
+  null -> ``null``, 2.0 -> ``2.0``, maps -> ``{a=1, b=x}``, lists -> ``[1, 2]``.
+* Nested expressions resolve inside-out: ``${map.${key}[${idx}]}``.
+* ``$${`` is an escape: not evaluated, and turned into ``${`` once the string is substituted.
+* ``${}`` and ``${   }`` resolve to ``""``.
+* ``${CPEWF_TASK_ID}`` is the id of the task being scheduled.
+* Deliberate difference: Conductor lets ``${NAME}`` read *any* server environment variable.
+  translator only reads names the caller passes in ``env`` (see :func:`allowed_environment`).
+* ``${workflow.env.*}`` and ``${workflow.secrets.*}`` (Orkes/newest OSS) are unsupported.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from translator import jsonpath
+from translator.errors import UnsupportedExpression
+
+__all__ = [
+    "SYSTEM_PARAMETERS",
+    "allowed_environment",
+    "apply_workflow_input_template",
+    "expressions_in",
+    "java_string",
+    "resolve",
+    "resolve_task_input",
+]
+
+TASK_ID_PARAMETER = "CPEWF_TASK_ID"
+SYSTEM_PARAMETERS = frozenset({TASK_ID_PARAMETER, "NETFLIX_ENV", "NETFLIX_STACK"})
+ENV_ALLOWLIST_VARIABLE = "TRANSLATOR_EXPRESSION_ENV"
+_UNSUPPORTED_PREFIXES = ("workflow.env.", "workflow.secrets.", "$.workflow.env.", "$.workflow.secrets.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Java rendering (Objects.toString of the values Jackson builds)
+
+
+def java_string(value: Any) -> str:
+    """Render a JSON value the way Java's ``Objects.toString`` renders Jackson's Java objects."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return java_double(value)
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{java_string(k)}={java_string(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(java_string(v) for v in value) + "]"
+    return str(value)
+
+
+def java_double(value: float) -> str:
+    """``Double.toString``: ``2.0``, ``0.001``, ``1.0E7``, ``1.0E-4``, ``NaN``, ``Infinity``."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == 0:
+        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
+    if 1e-3 <= abs(value) < 1e7:
+        text = repr(value)
+        return text if "." in text else text + ".0"
+    sign, digits, exponent = Decimal(repr(value)).as_tuple()
+    assert isinstance(exponent, int)
+    scientific_exponent = len(digits) + exponent - 1
+    mantissa = "".join(map(str, digits)).rstrip("0") or "0"
+    mantissa = mantissa[0] + "." + (mantissa[1:] or "0")
+    return f"{'-' if sign else ''}{mantissa}E{scientific_exponent}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Scanning a string for ${...}
+
+
+@dataclass(frozen=True, slots=True)
+class Expression:
+    start: int  # index of "$"
+    end: int  # index just past the closing "}"
+    body: str  # text between "${" and its matching "}"
+
+
+def expressions_in(text: str) -> Iterator[Expression]:
+    """Yield the top-level ``${...}`` expressions of ``text``, skipping ``$${`` escapes."""
+    i, n = 0, len(text)
+    while i < n:
+        if text.startswith("$${", i):
+            i += 3
+            continue
+        if text.startswith("${", i):
+            close = _matching_brace(text, i + 1)
+            if close is not None:
+                yield Expression(i, close + 1, text[i + 2 : close])
+                i = close + 1
+                continue
+        i += 1
+
+
+def _matching_brace(text: str, open_index: int) -> int | None:
+    depth = 0
+    for j in range(open_index, len(text)):
+        char = text[j]
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return j
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolution
+
+
+class _Resolver:
+    def __init__(self, document: Any, task_id: str | None, env: Mapping[str, str]) -> None:
+        self.document = document
+        self.task_id = task_id
+        self.env = env
+
+    def value(self, template: Any) -> Any:
+        if isinstance(template, str):
+            return self.string(template)
+        if isinstance(template, Mapping):
+            return {key: self.value(item) for key, item in template.items()}
+        if isinstance(template, list | tuple):
+            return [self.value(item) for item in template]
+        return copy.deepcopy(template)
+
+    def string(self, text: str) -> Any:
+        found = list(expressions_in(text))
+        if len(found) == 1 and found[0].start == 0 and found[0].end == len(text):
+            return self.evaluate(found[0])
+        if not found:
+            return text.replace("$${", "${")
+        pieces: list[str] = []
+        cursor = 0
+        for expr in found:
+            pieces.append(text[cursor : expr.start])
+            pieces.append(java_string(self.evaluate(expr)))
+            cursor = expr.end
+        pieces.append(text[cursor:])
+        return "".join(pieces).replace("$${", "${")
+
+    def evaluate(self, expr: Expression) -> Any:
+        path = java_string(self.string(expr.body))
+        if not path.strip():
+            return ""
+        name = path.strip()
+        if name in SYSTEM_PARAMETERS or name in self.env:
+            value = self.task_id if name == TASK_ID_PARAMETER else self.env.get(name)
+            return value if value is not None else "${" + expr.body + "}"
+        if name.startswith(_UNSUPPORTED_PREFIXES):
+            raise UnsupportedExpression(
+                f"${{{name}}}: workflow.env and workflow.secrets expressions are not supported; "
+                f"pass the value in the workflow input instead"
+            )
+        return jsonpath.read(path, self.document)
+
+
+def resolve(
+    template: Any,
+    document: Any,
+    *,
+    task_id: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Any:
+    """Resolve every ``${...}`` in ``template`` (any JSON value) against ``document``.
+
+    ``document`` is the evaluation document of reference §5.1 (``{"workflow": {...}, "<ref>": {...}}``).
+    ``task_id`` answers ``${CPEWF_TASK_ID}``; ``env`` maps the environment names that may be read.
+    The template is never mutated.
+    """
+    return _Resolver(document, task_id, env or {}).value(template)
+
+
+def resolve_task_input(
+    input_parameters: Mapping[str, Any],
+    document: Any,
+    *,
+    input_template: Mapping[str, Any] | None = None,
+    task_id: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A task's input: ``inputParameters`` merged with the TaskDef ``inputTemplate`` (§5.6).
+
+    Template keys missing from the parameters are added and resolved with them; a parameter
+    that resolves to null is then replaced by the raw template value of the same key.
+    """
+    template = dict(input_template or {})
+    merged: dict[str, Any] = dict(input_parameters)
+    for key, value in template.items():
+        merged.setdefault(key, value)
+    resolved: dict[str, Any] = resolve(merged, document, task_id=task_id, env=env)
+    for key, value in resolved.items():
+        if value is None and key in template:
+            resolved[key] = copy.deepcopy(template[key])
+    return resolved
+
+
+def apply_workflow_input_template(
+    workflow_input: Mapping[str, Any], input_template: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Workflow ``inputTemplate`` defaults, added only when the start input is non-empty (§5.6)."""
+    result = copy.deepcopy(dict(workflow_input))
+    if result and input_template:
+        for key, value in input_template.items():
+            result.setdefault(key, copy.deepcopy(value))
+    return result
+
+
+def allowed_environment(
+    names: Iterable[str] | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment variables that ``${NAME}`` may read.
+
+    ``names`` defaults to the comma-separated list in ``TRANSLATOR_EXPRESSION_ENV``; names that are
+    not set in the environment are left out (so ``${NAME}`` then reads the document, like Conductor).
+    """
+    environ = os.environ if environ is None else environ
+    if names is None:
+        names = environ.get(ENV_ALLOWLIST_VARIABLE, "").split(",")
+    return {name: environ[name] for name in (n.strip() for n in names) if name and name in environ}

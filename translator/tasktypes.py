@@ -1,0 +1,43 @@
+"""Conductor's task types and the ones translator can run today."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TaskType(StrEnum):
+    SIMPLE = "SIMPLE"
+    DYNAMIC = "DYNAMIC"
+    FORK_JOIN = "FORK_JOIN"
+    FORK_JOIN_DYNAMIC = "FORK_JOIN_DYNAMIC"
+    DECISION = "DECISION"
+    SWITCH = "SWITCH"
+    JOIN = "JOIN"
+    DO_WHILE = "DO_WHILE"
+    SUB_WORKFLOW = "SUB_WORKFLOW"
+    START_WORKFLOW = "START_WORKFLOW"
+    EVENT = "EVENT"
+    WAIT = "WAIT"
+    HUMAN = "HUMAN"
+    USER_DEFINED = "USER_DEFINED"
+    HTTP = "HTTP"
+    LAMBDA = "LAMBDA"
+    INLINE = "INLINE"
+    EXCLUSIVE_JOIN = "EXCLUSIVE_JOIN"
+    TERMINATE = "TERMINATE"
+    KAFKA_PUBLISH = "KAFKA_PUBLISH"
+    JSON_JQ_TRANSFORM = "JSON_JQ_TRANSFORM"
+    SET_VARIABLE = "SET_VARIABLE"
+    NOOP = "NOOP"
+
+
+KNOWN_TYPES = frozenset(t.value for t in TaskType)
+
+# Types whose semantics the runtime implements. The validator reports every other known type as an
+# explicit "unsupported" error, so that nothing is ever run approximately.
+SUPPORTED_TYPES = frozenset({TaskType.SIMPLE.value})
+
+# Types that Conductor never retries, whatever the task definition says (TaskType.isBuiltIn).
+BUILT_IN_TYPES = frozenset(
+    {"DECISION", "SWITCH", "FORK", "FORK_JOIN", "JOIN", "EXCLUSIVE_JOIN", "DO_WHILE"}
+)
