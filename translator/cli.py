@@ -13,7 +13,6 @@ from pathlib import Path
 import click
 
 from translator.errors import TranslatorError
-from translator.issues import Level
 from translator.validate import check_files
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -57,10 +56,8 @@ def validate(files: tuple[Path, ...], taskdefs: tuple[Path, ...], as_json: bool)
     else:
         for issue in report.issues:
             click.echo(issue.render())
-        summary = (
-            f"{len(files)} file(s): {len(report.errors)} error(s), "
-            f"{len(report.warnings)} warning(s)"
-        )
+        sys.stdout.flush()
+        summary = f"{len(files)} file(s): {len(report.errors)} error(s), {len(report.warnings)} warning(s)"
         click.echo(summary, err=True)
     sys.exit(EXIT_OK if report.ok else EXIT_INVALID)
 

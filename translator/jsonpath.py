@@ -67,7 +67,11 @@ def compile_path(path: str) -> CompiledPath:
         text = "$" + text[1:]
     try:
         expression = _parse(text)
-    except (JsonPathParserError, JsonPathLexerError, Exception) as exc:  # jsonpath-ng raises bare Exception too
+    except (
+        JsonPathParserError,
+        JsonPathLexerError,
+        Exception,
+    ) as exc:  # jsonpath-ng raises bare Exception too
         raise PathSyntaxError(f"invalid JSONPath {path!r}: {exc}") from None
     return CompiledPath(text, expression, _is_definite(expression), length)
 
@@ -79,7 +83,7 @@ def _is_definite(node: ast.JSONPath) -> bool:
         return False
     if isinstance(node, ast.Index) and len(getattr(node, "indices", [0])) != 1:
         return False
-    if isinstance(node, ast.Union):
+    if type(node).__name__ == "Union":  # ast.Union is deprecated, so compare by name
         return False
     children = [getattr(node, name) for name in ("left", "right") if hasattr(node, name)]
     return all(_is_definite(child) for child in children if isinstance(child, ast.JSONPath))

@@ -101,10 +101,9 @@ def _data_tokens(data: Any, loc: Sequence[Any]) -> tuple[list[str | int], bool]:
     dropped = False
     current = data
     for entry in loc:
-        if isinstance(current, dict) and entry in current:
-            tokens.append(entry)
-            current = current[entry]
-        elif isinstance(current, list) and isinstance(entry, int) and 0 <= entry < len(current):
+        in_object = isinstance(current, dict) and entry in current
+        in_array = isinstance(current, list) and isinstance(entry, int) and 0 <= entry < len(current)
+        if in_object or in_array:
             tokens.append(entry)
             current = current[entry]
         else:
@@ -284,9 +283,7 @@ def default_taskdef_paths(workflow_file: Path) -> list[Path]:
     return [directory] if directory.is_dir() else []
 
 
-def load_workflow(
-    path: Path, taskdef_paths: Sequence[Path] = (), *, discover: bool = True
-) -> WorkflowBundle:
+def load_workflow(path: Path, taskdef_paths: Sequence[Path] = (), *, discover: bool = True) -> WorkflowBundle:
     """Load a workflow file and the task/sub-workflow definitions it can use."""
     file = str(path)
     data, issues = read_file(path)
@@ -314,9 +311,7 @@ def load_workflow(
             if located.value.name:
                 catalog.taskdefs[located.value.name] = located
     if discover:
-        catalog.workflows = scan_workflows(
-            [path.parent, path.parent / WORKFLOWS_DIR], exclude=path
-        )
+        catalog.workflows = scan_workflows([path.parent, path.parent / WORKFLOWS_DIR], exclude=path)
     if definition is not None and definition.name:
         catalog.workflows[(definition.name, definition.version)] = Located(definition, file, "")
     return WorkflowBundle(file, definition, catalog, taskdef_files, with_file(issues, file) + load_issues)

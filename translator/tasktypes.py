@@ -38,6 +38,4 @@ KNOWN_TYPES = frozenset(t.value for t in TaskType)
 SUPPORTED_TYPES = frozenset({TaskType.SIMPLE.value})
 
 # Types that Conductor never retries, whatever the task definition says (TaskType.isBuiltIn).
-BUILT_IN_TYPES = frozenset(
-    {"DECISION", "SWITCH", "FORK", "FORK_JOIN", "JOIN", "EXCLUSIVE_JOIN", "DO_WHILE"}
-)
+BUILT_IN_TYPES = frozenset({"DECISION", "SWITCH", "FORK", "FORK_JOIN", "JOIN", "EXCLUSIVE_JOIN", "DO_WHILE"})

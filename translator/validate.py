@@ -249,9 +249,7 @@ def _check_dynamic_fork(ctx: Context, ptr: str, task: WorkflowTask) -> Iterator[
     if task.dynamicForkTasksParam is None:
         yield _required(ptr, "/dynamicForkTasksParam", "dynamicForkTasksParam", task)
     if task.dynamicForkTasksInputParamName is None:
-        yield _required(
-            ptr, "/dynamicForkTasksInputParamName", "dynamicForkTasksInputParamName", task
-        )
+        yield _required(ptr, "/dynamicForkTasksInputParamName", "dynamicForkTasksInputParamName", task)
 
 
 def _check_input_key(key: str) -> Callable[[Context, str, WorkflowTask], Iterator[Issue]]:
@@ -330,8 +328,7 @@ def _check_wait(ctx: Context, ptr: str, task: WorkflowTask) -> Iterator[Issue]:
         yield error(
             join(ptr, "inputParameters", "until"),
             "wait-until",
-            f"Unable to parse date {until!r}; expected yyyy-MM-dd, yyyy-MM-dd HH:mm or "
-            "yyyy-MM-dd HH:mm z",
+            f"Unable to parse date {until!r}; expected yyyy-MM-dd, yyyy-MM-dd HH:mm or yyyy-MM-dd HH:mm z",
         )
 
 
@@ -365,16 +362,12 @@ def rule_supported_types(ctx: Context) -> Iterator[Issue]:
         if kind in SUPPORTED_TYPES:
             continue
         if kind in KNOWN_TYPES:
-            message = (
-                f"task type {kind} is not supported by translator yet "
-                "(it is never run approximately)"
-            )
+            message = f"task type {kind} is not supported by translator yet (it is never run approximately)"
         else:
             hint = next(iter(difflib.get_close_matches(kind.upper(), sorted(KNOWN_TYPES), 1)), None)
             message = (
                 f'unknown task type "{kind}": Conductor treats it as USER_DEFINED, '
-                "which translator does not support"
-                + (f'; did you mean "{hint}"?' if hint else "")
+                "which translator does not support" + (f'; did you mean "{hint}"?' if hint else "")
             )
         yield error(join(ptr, "type"), "unsupported-task-type", message)
 
@@ -501,7 +494,10 @@ def rule_inline_subworkflows(ctx: Context) -> Iterator[Issue]:
             yield from issues
             if model is not None:
                 yield from validate_workflow(
-                    model, taskdef=ctx.taskdef, searched=ctx.searched, base=inline_ptr,
+                    model,
+                    taskdef=ctx.taskdef,
+                    searched=ctx.searched,
+                    base=inline_ptr,
                     env_names=ctx.env_names,
                 )
         elif isinstance(inline, str):
@@ -567,15 +563,12 @@ def validate_taskdef(td: TaskDef, base: str = "", inline: bool = False) -> list[
             issues.append(error(join(base, field_name), "min", message.format(value=value)))
 
     minimum("retryCount", 0, "TaskDef retryCount: 0 must be >= 0 (got {value})")
-    minimum(
-        "responseTimeoutSeconds", 1, "TaskDef responseTimeoutSeconds: {value} should be minimum 1 second"
-    )
+    minimum("responseTimeoutSeconds", 1, "TaskDef responseTimeoutSeconds: {value} should be minimum 1 second")
     minimum("pollTimeoutSeconds", 0, "TaskDef pollTimeoutSeconds: 0 must be >= 0 (got {value})")
     minimum(
         "backoffScaleFactor",
         1,
-        "Backoff scale factor. Applicable for LINEAR_BACKOFF (backoffScaleFactor must be >= 1, "
-        "got {value})",
+        "Backoff scale factor. Applicable for LINEAR_BACKOFF (backoffScaleFactor must be >= 1, got {value})",
     )
     minimum("timeoutSeconds", 0, "TaskDef timeoutSeconds: {value} must be >= 0")
     minimum("retryDelaySeconds", 0, "TaskDef retryDelaySeconds: {value} must be >= 0")
@@ -584,9 +577,7 @@ def validate_taskdef(td: TaskDef, base: str = "", inline: bool = False) -> list[
     minimum("totalTimeoutSeconds", 0, "TaskDef totalTimeoutSeconds: {value} must be >= 0")
     minimum("concurrentExecLimit", 0, "TaskDef concurrentExecLimit: {value} must be >= 0")
     minimum("rateLimitPerFrequency", 0, "TaskDef rateLimitPerFrequency: {value} must be >= 0")
-    minimum(
-        "rateLimitFrequencyInSeconds", 1, "TaskDef rateLimitFrequencyInSeconds: {value} must be >= 1"
-    )
+    minimum("rateLimitFrequencyInSeconds", 1, "TaskDef rateLimitFrequencyInSeconds: {value} must be >= 1")
     if td.timeoutSeconds > 0 and td.responseTimeoutSeconds > td.timeoutSeconds:
         issues.append(
             error(
@@ -606,9 +597,7 @@ def validate_taskdef(td: TaskDef, base: str = "", inline: bool = False) -> list[
             )
         )
     if td.ownerEmail and not _EMAIL.match(td.ownerEmail):
-        issues.append(
-            error(join(base, "ownerEmail"), "email", "ownerEmail should be valid email address")
-        )
+        issues.append(error(join(base, "ownerEmail"), "email", "ownerEmail should be valid email address"))
     return issues
 
 

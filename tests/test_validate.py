@@ -1,0 +1,393 @@
+"""Validation: exact pointers and messages for invalid definitions, the corpus, the blog's JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES, ROOT
+from translator.issues import Level
+from translator.validate import check_file
+
+
+def _wf(*tasks, **fields):
+    return {"name": "wf", "schemaVersion": 2, "tasks": list(tasks), **fields}
+
+
+def _simple(ref, **fields):
+    return {"name": ref, "taskReferenceName": ref, "type": "SIMPLE", **fields}
+
+
+def _issues(tmp_path: Path, document, level=Level.ERROR, name="def.json"):
+    path = tmp_path / name
+    path.write_text(document if isinstance(document, str) else json.dumps(document))
+    return [(i.pointer, i.code, i.message) for i in check_file(path) if i.level is level]
+
+
+INVALID = [
+    (
+        "missing workflow name",
+        {"schemaVersion": 2, "tasks": [_simple("a")]},
+        ("/name", "required", "WorkflowDef name cannot be null or empty"),
+    ),
+    (
+        "empty tasks",
+        _wf(),
+        ("/tasks", "required", "WorkflowTask list cannot be empty"),
+    ),
+    (
+        "duplicate refs in nested branches",
+        _wf(
+            {
+                "name": "sw",
+                "taskReferenceName": "sw",
+                "type": "SWITCH",
+                "evaluatorType": "value-param",
+                "expression": "k",
+                "decisionCases": {"x": [_simple("a")], "y": [_simple("a")]},
+            }
+        ),
+        (
+            "/tasks/0/decisionCases/y/0/taskReferenceName",
+            "duplicate-ref",
+            "taskReferenceName: a should be unique across tasks for a given workflowDefinition: wf",
+        ),
+    ),
+    (
+        "unknown ${} reference",
+        _wf(_simple("a", inputParameters={"x": "${nosuch.output.y}"})),
+        (
+            "/tasks/0/inputParameters/x",
+            "unknown-ref",
+            "taskReferenceName: nosuch for given task: a input value: x of input parameter: "
+            "${nosuch.output.y} is not defined in workflow definition.",
+        ),
+    ),
+    (
+        "responseTimeoutSeconds above timeoutSeconds",
+        {"name": "t", "timeoutSeconds": 10, "responseTimeoutSeconds": 20},
+        (
+            "/responseTimeoutSeconds",
+            "timeout-order",
+            "TaskDef: t responseTimeoutSeconds: 20 must be less than timeoutSeconds: 10",
+        ),
+    ),
+    (
+        "timeoutSeconds above totalTimeoutSeconds",
+        [{"name": "t", "timeoutSeconds": 10, "responseTimeoutSeconds": 5, "totalTimeoutSeconds": 8}],
+        (
+            "/0/timeoutSeconds",
+            "timeout-order",
+            "TaskDef: t timeoutSeconds: 10 must be less than or equal to totalTimeoutSeconds: 8",
+        ),
+    ),
+    (
+        "responseTimeoutSeconds zero",
+        {"name": "t", "responseTimeoutSeconds": 0},
+        (
+            "/responseTimeoutSeconds",
+            "min",
+            "TaskDef responseTimeoutSeconds: 0 should be minimum 1 second",
+        ),
+    ),
+    (
+        "negative retryCount",
+        {"name": "t", "retryCount": -1},
+        ("/retryCount", "min", "TaskDef retryCount: 0 must be >= 0 (got -1)"),
+    ),
+    (
+        "SWITCH without expression",
+        _wf(
+            {
+                "name": "sw",
+                "taskReferenceName": "sw",
+                "type": "SWITCH",
+                "evaluatorType": "value-param",
+                "decisionCases": {"x": [_simple("a")]},
+            }
+        ),
+        (
+            "/tasks/0/expression",
+            "required",
+            "expression field is required for taskType: SWITCH taskName: sw",
+        ),
+    ),
+    (
+        "DO_WHILE without loopCondition",
+        _wf({"name": "lp", "taskReferenceName": "lp", "type": "DO_WHILE", "loopOver": [_simple("a")]}),
+        (
+            "/tasks/0/loopCondition",
+            "required",
+            "loopCondition field is required for taskType: DO_WHILE taskName: lp",
+        ),
+    ),
+    (
+        "FORK_JOIN without JOIN",
+        _wf(
+            {
+                "name": "fk",
+                "taskReferenceName": "fk",
+                "type": "FORK_JOIN",
+                "forkTasks": [[_simple("a")], [_simple("b")]],
+            },
+            _simple("c"),
+        ),
+        ("/tasks/0", "fork-without-join", "Fork task definition is not followed by a join task"),
+    ),
+    (
+        "retryCount of the wrong JSON type",
+        {"name": "t", "retryCount": "three"},
+        ("/retryCount", "type", 'retryCount: expected an integer, got "three"'),
+    ),
+    (
+        "trailing garbage after the JSON",
+        '{"name": "t", "retryCount": 1} }',
+        (
+            "",
+            "json-trailing-data",
+            "unexpected data after the JSON value at line 1 column 32: '}'",
+        ),
+    ),
+    (
+        "schemaVersion 1",
+        _wf(_simple("a"), schemaVersion=1),
+        ("/schemaVersion", "schema-version", "workflowDef schemaVersion: 2 is only supported"),
+    ),
+    (
+        "TERMINATE with a bad status",
+        _wf(
+            {
+                "name": "end",
+                "taskReferenceName": "end",
+                "type": "TERMINATE",
+                "inputParameters": {"terminationStatus": "DONE"},
+            }
+        ),
+        (
+            "/tasks/0/inputParameters/terminationStatus",
+            "terminate-status",
+            "terminate task must have an terminationStatus parameter and must be set to COMPLETED "
+            "or FAILED, taskName: end",
+        ),
+    ),
+    (
+        "WAIT with both duration and until",
+        _wf(
+            {
+                "name": "w",
+                "taskReferenceName": "w",
+                "type": "WAIT",
+                "inputParameters": {"duration": "1s", "until": "2030-01-01"},
+            }
+        ),
+        (
+            "/tasks/0/inputParameters",
+            "wait-conflict",
+            "Both 'duration' and 'until' specified. Please provide only one input",
+        ),
+    ),
+    (
+        "missing taskReferenceName",
+        _wf({"name": "a", "type": "SIMPLE"}),
+        (
+            "/tasks/0/taskReferenceName",
+            "required",
+            "WorkflowTask taskReferenceName name cannot be empty or null",
+        ),
+    ),
+    (
+        "unsupported task type",
+        _wf({"name": "h", "taskReferenceName": "h", "type": "HUMAN"}),
+        (
+            "/tasks/0/type",
+            "unsupported-task-type",
+            "task type HUMAN is not supported by translator yet (it is never run approximately)",
+        ),
+    ),
+    (
+        "misspelled task type",
+        _wf({"name": "h", "taskReferenceName": "h", "type": "SIMPEL"}),
+        (
+            "/tasks/0/type",
+            "unsupported-task-type",
+            'unknown task type "SIMPEL": Conductor treats it as USER_DEFINED, which translator '
+            'does not support; did you mean "SIMPLE"?',
+        ),
+    ),
+    (
+        "tasks is not a list",
+        {"name": "wf", "tasks": {"a": 1}},
+        ("/tasks", "type", 'tasks: expected a JSON array, got {"a": 1}'),
+    ),
+    (
+        "retryLogic not in the enum",
+        {"name": "t", "retryLogic": "fixed"},
+        (
+            "/retryLogic",
+            "type",
+            "retryLogic: expected one of 'FIXED', 'EXPONENTIAL_BACKOFF' or 'LINEAR_BACKOFF', got \"fixed\"",
+        ),
+    ),
+    (
+        "NaN is not JSON",
+        '{"name": "t", "retryCount": NaN}',
+        ("", "json-syntax", "NaN is not valid JSON"),
+    ),
+    (
+        "empty file",
+        "  \n",
+        ("", "json-syntax", "the file is empty; expected a JSON object or array"),
+    ),
+    (
+        "JSON syntax error",
+        '{"name": "t",\n "retryCount" 1}',
+        (
+            "",
+            "json-syntax",
+            "Expecting ':' delimiter at line 2 column 15: '1}'",
+        ),
+    ),
+    (
+        "invalid JSONPath",
+        _wf(_simple("a", inputParameters={"x": "${workflow.input[}"})),
+        (
+            "/tasks/0/inputParameters/x",
+            "invalid-expression",
+            None,
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("label", "document", "expected"), INVALID, ids=[c[0] for c in INVALID])
+def test_invalid_definition(tmp_path, label, document, expected):
+    errors = _issues(tmp_path, document)
+    pointer, code, message = expected
+    matching = [e for e in errors if e[0] == pointer and e[1] == code]
+    assert matching, f"{label}: no {code} at {pointer!r} in {errors}"
+    if message is not None:
+        assert matching[0][2] == message
+
+
+def test_all_issues_are_collected_together(tmp_path):
+    doc = _wf(
+        _simple("a", retryCount="x", inputParameters={"v": "${ghost.output}"}),
+        _simple("a", startDelay=-1),
+        {"name": "b", "taskReferenceName": "b", "type": "SWITCH"},
+        schemaVersion=3,
+    )
+    codes = sorted(code for _, code, _ in _issues(tmp_path, doc))
+    assert codes == sorted(
+        [
+            "type",
+            "unknown-ref",
+            "duplicate-ref",
+            "min",
+            "required",
+            "required",
+            "schema-version",
+            "unsupported-task-type",
+        ]
+    )
+
+
+def test_type_errors_do_not_cascade_into_rule_errors(tmp_path):
+    errors = _issues(tmp_path, {"name": 5, "tasks": "nope"})
+    assert errors == [("/tasks", "type", 'tasks: expected a JSON array, got "nope"')]
+
+
+def test_unknown_keys_warn_with_did_you_mean(tmp_path):
+    doc = _wf(
+        {"name": "a", "taskReferenceName": "a", "taskType": "SIMPLE", "timeoutSecond": 5},
+        timeoutSecond=4,
+    )
+    warnings = _issues(tmp_path, doc, Level.WARNING)
+    assert (
+        "/tasks/0/taskType",
+        "unknown-key",
+        'unknown key "taskType" in WorkflowTask is ignored by Conductor; did you mean "type"?',
+    ) in warnings
+    assert (
+        "/timeoutSecond",
+        "unknown-key",
+        'unknown key "timeoutSecond" in WorkflowDef is ignored by Conductor; did you mean "timeoutSeconds"?',
+    ) in warnings
+    assert _issues(tmp_path, doc) == []
+
+
+def test_taskdef_unknown_key_warns(tmp_path):
+    warnings = _issues(tmp_path, {"name": "t", "retryCnt": 2}, Level.WARNING)
+    assert warnings == [
+        (
+            "/retryCnt",
+            "unknown-key",
+            'unknown key "retryCnt" in TaskDef is ignored by Conductor; did you mean "retryCount"?',
+        )
+    ]
+
+
+def test_simple_task_without_taskdef_is_a_warning(tmp_path):
+    doc = _wf(_simple("lonely"))
+    assert _issues(tmp_path, doc) == []
+    warnings = _issues(tmp_path, doc, Level.WARNING)
+    assert [(p, c) for p, c, _ in warnings] == [("/tasks/0/name", "missing-taskdef")]
+    assert "Conductor's defaults apply: retryCount 3" in warnings[0][2]
+
+
+def test_taskdefs_are_discovered_next_to_the_workflow(tmp_path):
+    (tmp_path / "taskdefs").mkdir()
+    (tmp_path / "taskdefs" / "defs.json").write_text(json.dumps([{"name": "found"}]))
+    doc = _wf(_simple("found", name="found"))
+    assert _issues(tmp_path, doc, Level.WARNING) == []
+
+
+def test_errors_in_discovered_taskdefs_name_their_own_file(tmp_path):
+    (tmp_path / "taskdefs").mkdir()
+    (tmp_path / "taskdefs" / "bad.json").write_text('{"name": "found", "retryCount": -2}')
+    (tmp_path / "wf.json").write_text(json.dumps(_wf(_simple("found"))))
+    issues = check_file(tmp_path / "wf.json")
+    assert [(Path(i.file).name, i.pointer, i.code) for i in issues] == [("bad.json", "/retryCount", "min")]
+
+
+def test_nested_unknown_ref_and_output_parameters_are_warnings(tmp_path):
+    doc = _wf(
+        {
+            "name": "sw",
+            "taskReferenceName": "sw",
+            "type": "SWITCH",
+            "evaluatorType": "value-param",
+            "expression": "k",
+            "inputParameters": {"k": "${workflow.input.k}"},
+            "decisionCases": {"x": [_simple("a", inputParameters={"v": "${ghost.output}"})]},
+        },
+        outputParameters={"o": "${phantom.output.x}"},
+    )
+    warnings = [(p, c) for p, c, _ in _issues(tmp_path, doc, Level.WARNING)]
+    assert ("/tasks/0/decisionCases/x/0/inputParameters/v", "unknown-ref") in warnings
+    assert ("/outputParameters/o", "unknown-ref") in warnings
+
+
+def test_project_image_workflow_is_valid():
+    issues = check_file(ROOT / "definitions" / "image_convert_resize.json")
+    assert issues == []
+
+
+BLOG = FIXTURES / "blog"
+
+
+def test_blog_workflow_verbatim_gives_precise_issues():
+    issues = check_file(BLOG / "workflow.json")
+    rendered = [(Path(i.file).name, i.pointer, i.level.value, i.code) for i in issues]
+    # The blog's own task definitions break Conductor's timeout rule (60 > 30).
+    assert rendered == [
+        ("image_convert_resize.json", "/responseTimeoutSeconds", "error", "timeout-order"),
+    ]
+
+
+def test_blog_curl_variant_names_the_missing_task_definition():
+    issues = check_file(BLOG / "workflow_curl_body.json", [BLOG / "taskdefs_curl_body.json"])
+    rendered = [(Path(i.file).name, i.pointer, i.level.value, i.code) for i in issues]
+    assert ("workflow_curl_body.json", "/tasks/1/name", "warning", "missing-taskdef") in rendered
+    assert ("taskdefs_curl_body.json", "/0/responseTimeoutSeconds", "error", "timeout-order") in (rendered)

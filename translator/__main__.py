@@ -1,0 +1,3 @@
+from translator.cli import run_cli
+
+run_cli()
