@@ -7,12 +7,13 @@ Exit codes: 0 success (warnings allowed), 1 invalid definitions or a failed work
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
 import click
 
-from translator.errors import TranslatorError
+from translator.errors import DefinitionError, TranslatorError, UsageError
 from translator.validate import check_files
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -62,10 +63,118 @@ def validate(files: tuple[Path, ...], taskdefs: tuple[Path, ...], as_json: bool)
     sys.exit(EXIT_OK if report.ok else EXIT_INVALID)
 
 
+def _read_input(source: str) -> dict:
+    """The workflow input: a JSON object from a file or ``-`` (stdin)."""
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read the input {source}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"the input {source} is not UTF-8 text") from None
+    try:
+        value = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"the input {source} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"the input {source} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+@main.command()
+@click.argument("definition", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--input", "-i", "input_source", default=None, metavar="FILE|-", help="Workflow input (a JSON object)."
+)
+@_taskdefs_option
+@click.option("--full", is_flag=True, help="Print the whole execution JSON, whatever the final status.")
+@click.option("--no-wait", is_flag=True, help="Print the workflow id and return (needs a broker).")
+@click.option("--timeout", type=float, default=None, help="Give up waiting after this many seconds.")
+@click.option("--concurrency", type=int, default=4, show_default=True, help="Threads of the embedded worker.")
+def run(
+    definition: Path,
+    input_source: str | None,
+    taskdefs: tuple[Path, ...],
+    full: bool,
+    no_wait: bool,
+    timeout: float | None,
+    concurrency: int,
+) -> None:
+    """Run the workflow DEFINITION and print its output as JSON.
+
+    With CELERY_BROKER_URL set, the workflow runs on the worker pool (celery -A tasks worker) and its
+    state is kept in Redis. With nothing configured it runs embedded: a real Celery worker (threads
+    pool) in this process over an in-memory transport, with the same retry and delay semantics, but
+    without hard time limits (those need the prefork pool of a worker pool) and invisible to Flower.
+
+    Exit status: 0 when the workflow COMPLETED; 1 when it ended otherwise (the reason is printed on
+    stderr) or the definitions are invalid; 2 for usage errors.
+    """
+    from translator.progress import Progress
+    from translator.runner import open_session, prepare, submit, wait
+    from translator.settings import Settings
+
+    plan = prepare(definition, list(taskdefs))
+    workflow_input = _read_input(input_source) if input_source else {}
+    settings = Settings.from_env()
+    if settings.broker_url is None:  # embedded: failures show in the progress lines, not as tracebacks
+        logging.getLogger("translator").setLevel(logging.ERROR)
+    if no_wait and settings.broker_url is None:
+        raise UsageError(
+            "--no-wait needs a worker pool: set CELERY_BROKER_URL (embedded runs end with the process)"
+        )
+    with open_session(settings, concurrency=concurrency) as session:
+        wf_id = submit(session, plan, workflow_input)
+        if no_wait:
+            click.echo(wf_id)
+            return
+        execution = wait(session.store, wf_id, timeout=timeout, progress=Progress())
+    status = execution["status"]
+    click.echo(json.dumps(execution if full else execution.get("output", {}), indent=2))
+    if status != "COMPLETED":
+        reason = execution.get("reasonForIncompletion") or "no reason recorded"
+        click.echo(f"error: workflow {wf_id} {status}: {reason}", err=True)
+        sys.exit(EXIT_INVALID)
+
+
+@main.command(name="compile")
+@click.argument("definition", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_taskdefs_option
+@click.option("--dry-run", is_flag=True, help="Print the compiled canvas as JSON (nothing is ever sent).")
+def compile_command(definition: Path, taskdefs: tuple[Path, ...], dry_run: bool) -> None:
+    """Compile DEFINITION to a Celery canvas and print it as JSON (nothing is sent)."""
+    from translator.compiler import canvas_json
+    from translator.runner import celery_app, prepare
+
+    plan = prepare(definition, list(taskdefs))
+    click.echo(json.dumps(canvas_json(plan, celery_app()), indent=2))
+
+
+@main.command()
+@click.argument("workflow_id")
+@click.option("--tasks", "with_tasks", is_flag=True, help="Include the tasks.")
+def status(workflow_id: str, with_tasks: bool) -> None:
+    """Print the execution WORKFLOW_ID (Conductor's Workflow JSON) from the Redis state store."""
+    from translator.errors import WorkflowNotFound
+    from translator.runner import status_store
+
+    execution = status_store().workflow(workflow_id, include_tasks=with_tasks)
+    if execution is None:
+        raise WorkflowNotFound(f"no workflow {workflow_id} in the state store")
+    click.echo(json.dumps(execution, indent=2))
+
+
 def run_cli() -> None:
     """Entry point wrapper: turns TranslatorError into a message and exit code."""
     try:
         main(standalone_mode=True)
+    except UsageError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except DefinitionError as exc:
+        for issue in exc.issues:
+            click.echo(issue.render(), err=True)
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(EXIT_INVALID)
     except TranslatorError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_INVALID)

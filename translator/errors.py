@@ -4,7 +4,10 @@
     ├── DefinitionError             definitions failed to load or validate (carries every Issue)
     ├── ExpressionError             a ${...} expression cannot be evaluated
     │   └── UnsupportedExpression   valid Conductor syntax that translator deliberately does not run
-    └── UsageError                  the caller asked for something impossible (bad option, missing file)
+    ├── UsageError                  the caller asked for something impossible (bad option, missing file)
+    ├── BrokerUnavailable           the configured broker or state store cannot be reached
+    ├── WorkflowNotFound            no execution with that id in the state store
+    └── NonRetryableError           raised by a worker: fail the task for good (no retry)
 
 All errors are picklable so that they can cross worker process boundaries.
 """
@@ -58,3 +61,15 @@ class UnsupportedExpression(ExpressionError):
 
 class UsageError(TranslatorError):
     """The caller asked for something impossible (unknown option value, missing file...)."""
+
+
+class BrokerUnavailable(TranslatorError):
+    """The configured broker or state store cannot be reached."""
+
+
+class WorkflowNotFound(TranslatorError):
+    """No execution with that id in the state store."""
+
+
+class NonRetryableError(TranslatorError):
+    """Raised by a worker function: the task ends FAILED_WITH_TERMINAL_ERROR and is not retried."""

@@ -1,0 +1,93 @@
+"""The Celery side of the runtime: the two generic tasks every compiled workflow runs.
+
+* ``translator.step`` — one attempt of one Conductor task (``runtime.execute_step``). Retries are
+  Celery retries with *our* countdown (Conductor's formula, never Celery's jittered autoretry);
+  a finished workflow stops the chain.
+* ``translator.finish`` — the last link of every chain: workflow output and final status.
+
+``install(app)`` adds them to any Celery app, so translator can live in an existing project.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import Celery
+
+from translator.runtime import Outcome, complete_workflow, execute_step, load_plan, mark_scheduled
+from translator.settings import DEFAULT_BROKER_URL
+from translator.state import MemoryStore, RedisStore, StateStore
+
+STEP_TASK = "translator.step"
+FINISH_TASK = "translator.finish"
+
+log = logging.getLogger("translator.celery")
+
+_store: StateStore | None = None
+_store_lock = threading.Lock()
+
+
+def set_store(store: StateStore | None) -> None:
+    """Use ``store`` for every step run in this process (embedded mode, tests)."""
+    global _store
+    with _store_lock:
+        _store = store
+
+
+def get_store(app: Celery) -> StateStore:
+    """The process's state store, created from the app's settings on first use."""
+    global _store
+    with _store_lock:
+        if _store is None:
+            url = app.conf.get("translator_state_url") or _redis_or_none(app.conf.broker_url)
+            if url is None:
+                log.warning("no Redis state store configured; keeping executions in this process only")
+                _store = MemoryStore()
+            else:
+                _store = RedisStore(
+                    url,
+                    prefix=app.conf.get("translator_state_prefix", "translator:"),
+                    ttl=int(app.conf.get("translator_state_ttl", 7 * 24 * 3600)),
+                )
+        return _store
+
+
+def _redis_or_none(url: Any) -> str | None:
+    text = str(url or DEFAULT_BROKER_URL)
+    return text if text.startswith(("redis://", "rediss://", "unix://")) else None
+
+
+def _schedule_next(store: StateStore, chain: list[dict[str, Any]] | None) -> None:
+    """Record the next step of the chain as SCHEDULED: its message is about to be sent."""
+    if not chain:
+        return
+    following = chain[-1]
+    if following.get("task") != STEP_TASK:
+        return
+    kwargs = following.get("kwargs") or {}
+    plan = load_plan(store, kwargs.get("wf", ""))
+    if plan is not None:
+        mark_scheduled(store, kwargs["wf"], plan.step(kwargs["ref"]))
+
+
+def install(app: Celery) -> None:
+    """Register translator's tasks on ``app`` (idempotent)."""
+    if STEP_TASK in app.tasks:
+        return
+
+    @app.task(bind=True, name=STEP_TASK, ignore_result=True, max_retries=None, acks_late=True)
+    def step(self: Any, *, wf: str, ref: str) -> None:
+        store = get_store(app)
+        result = execute_step(store, wf, ref, self.request.retries, self.request.hostname or "embedded")
+        if result.outcome is Outcome.RETRY:
+            raise self.retry(countdown=result.countdown, max_retries=None)
+        if result.outcome is Outcome.STOP:
+            self.request.chain = None  # the workflow is over: send nothing more
+            return
+        _schedule_next(store, self.request.chain)
+
+    @app.task(bind=True, name=FINISH_TASK, ignore_result=True, acks_late=True)
+    def finish(self: Any, *, wf: str) -> None:
+        complete_workflow(get_store(app), wf)

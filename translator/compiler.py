@@ -1,0 +1,58 @@
+"""Plan -> Celery canvas: a chain of ``translator.step`` signatures ending with ``translator.finish``.
+
+Every signature is immutable (no result passing: data flows through the state store by reference)
+and carries the Conductor task name as ``shadow`` (what Flower and logs show), ``kwargsrepr``
+``wf=<workflowId> ref=<taskRef>`` (searchable in Flower), its queue, and the Celery options that
+realise its policy (``countdown`` for ``startDelay``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from celery import Celery, chain
+from celery.canvas import Signature
+
+from translator.celery_app import FINISH_TASK, STEP_TASK
+from translator.plan import Plan, Step
+
+DRY_RUN_WORKFLOW_ID = "<workflowId>"
+
+
+def step_options(step: Step, wf_id: str, queue: str) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "shadow": step.name,
+        "queue": queue,
+        "kwargsrepr": f"wf={wf_id} ref={step.ref}",
+        "argsrepr": "()",
+    }
+    if step.policy.start_delay > 0:
+        options["countdown"] = step.policy.start_delay
+    return options
+
+
+def compile_plan(plan: Plan, wf_id: str, app: Celery) -> Signature:
+    """The canvas that runs ``plan`` as execution ``wf_id``."""
+    queue = app.conf.task_default_queue
+    links: list[Signature] = []
+    for step in plan.steps():
+        signature = app.signature(STEP_TASK, kwargs={"wf": wf_id, "ref": step.ref}, immutable=True)
+        links.append(signature.set(**step_options(step, wf_id, queue)))
+    finish = app.signature(FINISH_TASK, kwargs={"wf": wf_id}, immutable=True).set(
+        shadow=f"{plan.name}.finish", queue=queue, kwargsrepr=f"wf={wf_id}", argsrepr="()"
+    )
+    return chain(*links, finish)
+
+
+def canvas_json(plan: Plan, app: Celery, wf_id: str = DRY_RUN_WORKFLOW_ID) -> dict[str, Any]:
+    """What ``translator compile --dry-run`` prints: the plan's steps and the compiled canvas."""
+    canvas = compile_plan(plan, wf_id, app)
+    return {
+        "workflow": {"name": plan.name, "version": plan.version},
+        "steps": [
+            {"ref": s.ref, "name": s.name, "type": s.type, "policy": asdict(s.policy)} for s in plan.steps()
+        ],
+        "canvas": json.loads(json.dumps(canvas)),
+    }

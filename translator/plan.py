@@ -1,0 +1,174 @@
+"""The Celery-free intermediate form: what to run, in which order, with which policy.
+
+    Plan
+    └── root: Sequence
+        └── nodes: Step ...   (SIMPLE tasks; later: Branch, Parallel, Loop, SubWorkflow)
+
+A plan is pure data: it is stored with each execution (JSON), so that every worker step reads the
+definition of its task by reference instead of carrying it in each message, and it can be printed
+(``translator compile --dry-run``) and unit-tested without Celery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from translator.errors import DefinitionError
+from translator.issues import Issue, error
+from translator.loader import WorkflowBundle
+from translator.model import TaskDef, WorkflowDef, WorkflowTask
+from translator.tasktypes import SUPPORTED_TYPES, TaskType
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Everything of a TaskDef (and WorkflowTask overrides) that shapes one step's execution."""
+
+    task_def_name: str
+    retry_count: int
+    retry_logic: str
+    retry_delay_seconds: int
+    backoff_scale_factor: int
+    max_retry_delay_seconds: int
+    backoff_jitter_ms: int
+    timeout_seconds: int
+    timeout_policy: str
+    response_timeout_seconds: int
+    poll_timeout_seconds: int | None
+    total_timeout_seconds: int
+    rate_limit_per_frequency: int
+    rate_limit_frequency_in_seconds: int
+    concurrent_exec_limit: int
+    isolation_group_id: str | None
+    execution_name_space: str | None
+    optional: bool
+    permissive: bool
+    start_delay: int
+
+    @classmethod
+    def of(cls, task: WorkflowTask, taskdef: TaskDef) -> Policy:
+        retry_count = task.retryCount if task.retryCount is not None else taskdef.retryCount
+        return cls(
+            task_def_name=taskdef.name or task.name or "",
+            retry_count=retry_count,
+            retry_logic=taskdef.retryLogic.value,
+            retry_delay_seconds=taskdef.retryDelaySeconds,
+            backoff_scale_factor=taskdef.backoffScaleFactor,
+            max_retry_delay_seconds=taskdef.maxRetryDelaySeconds,
+            backoff_jitter_ms=taskdef.backoffJitterMs,
+            timeout_seconds=taskdef.timeoutSeconds,
+            timeout_policy=taskdef.timeoutPolicy.value,
+            response_timeout_seconds=taskdef.responseTimeoutSeconds,
+            poll_timeout_seconds=taskdef.pollTimeoutSeconds,
+            total_timeout_seconds=taskdef.totalTimeoutSeconds,
+            rate_limit_per_frequency=taskdef.effective_rate_limit_per_frequency,
+            rate_limit_frequency_in_seconds=taskdef.effective_rate_limit_frequency_seconds,
+            concurrent_exec_limit=taskdef.effective_concurrent_exec_limit,
+            isolation_group_id=taskdef.isolationGroupId,
+            execution_name_space=taskdef.executionNameSpace,
+            optional=task.optional,
+            permissive=task.permissive,
+            start_delay=task.startDelay,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One SIMPLE task of the workflow."""
+
+    ref: str
+    name: str
+    type: str
+    input_parameters: dict[str, Any]
+    input_template: dict[str, Any]
+    policy: Policy
+    kind: str = "step"
+
+
+@dataclass(frozen=True, slots=True)
+class Sequence:
+    nodes: tuple[Step, ...]
+    kind: str = "sequence"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A workflow ready to compile: its definition, its steps, its output rules."""
+
+    name: str
+    version: int
+    root: Sequence
+    output_parameters: dict[str, Any]
+    input_template: dict[str, Any]
+    variables: dict[str, Any]
+    definition: dict[str, Any] = field(repr=False)
+
+    def steps(self) -> list[Step]:
+        return list(self.root.nodes)
+
+    def step(self, ref: str) -> Step:
+        for node in self.root.nodes:
+            if node.ref == ref:
+                return node
+        raise KeyError(ref)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Plan:
+        nodes = tuple(Step(**{**node, "policy": Policy(**node["policy"])}) for node in data["root"]["nodes"])
+        return cls(
+            name=data["name"],
+            version=data["version"],
+            root=Sequence(nodes),
+            output_parameters=data["output_parameters"],
+            input_template=data["input_template"],
+            variables=data["variables"],
+            definition=data["definition"],
+        )
+
+
+def _taskdef_for(task: WorkflowTask, bundle: WorkflowBundle) -> TaskDef:
+    """The TaskDef in force: inline, else the catalog's, else Conductor's ad-hoc default."""
+    if task.taskDefinition is not None:
+        return task.taskDefinition
+    return bundle.catalog.taskdef(task.name) or TaskDef(name=task.name)
+
+
+def build_plan(bundle: WorkflowBundle) -> Plan:
+    """Lower a validated workflow to the intermediate form."""
+    workflow: WorkflowDef | None = bundle.definition
+    if workflow is None:
+        raise DefinitionError(f"{bundle.file}: no workflow definition to plan")
+    problems: list[Issue] = []
+    steps: list[Step] = []
+    for index, task in enumerate(workflow.tasks):
+        if task.task_type not in SUPPORTED_TYPES:
+            problems.append(
+                error(f"/tasks/{index}/type", "unsupported-task-type", f"cannot plan {task.task_type}")
+            )
+            continue
+        taskdef = _taskdef_for(task, bundle)
+        steps.append(
+            Step(
+                ref=task.taskReferenceName or "",
+                name=task.name or "",
+                type=TaskType.SIMPLE.value,
+                input_parameters=task.inputParameters,
+                input_template=taskdef.inputTemplate,
+                policy=Policy.of(task, taskdef),
+            )
+        )
+    if problems:
+        raise DefinitionError(f"{bundle.file}: cannot plan the workflow", problems)
+    return Plan(
+        name=workflow.name or "",
+        version=workflow.version,
+        root=Sequence(tuple(steps)),
+        output_parameters=workflow.outputParameters,
+        input_template=workflow.inputTemplate,
+        variables=workflow.variables,
+        definition=workflow.to_json(),
+    )

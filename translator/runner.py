@@ -1,0 +1,153 @@
+"""Starting workflows and waiting for them: what ``translator run`` and ``status`` do.
+
+Mode selection: with ``CELERY_BROKER_URL`` set, workflows are sent to the worker pool and kept in
+Redis (``TRANSLATOR_STATE_URL``, else the result backend, else the broker); an unreachable broker is
+an error within seconds, never a silent fallback. With nothing configured, the workflow runs on an
+embedded Celery worker in this process (see :mod:`translator.embedded`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from kombu.exceptions import OperationalError
+
+from translator.celery_app import get_store, set_store
+from translator.compiler import compile_plan
+from translator.embedded import EmbeddedWorker, configure_embedded
+from translator.errors import BrokerUnavailable, TranslatorError, UsageError, WorkflowNotFound
+from translator.plan import Plan, build_plan
+from translator.runtime import end_workflow, new_workflow_id, start_workflow
+from translator.settings import Settings
+from translator.state import RedisStore, StateStore, StoreUnavailable, safe_url
+from translator.status import WorkflowStatus
+from translator.validate import load_valid_workflow
+from translator.workers import get_worker
+
+CONNECT_TIMEOUT = 4.0
+ProgressCallback = Callable[[dict[str, Any]], None]
+
+
+def prepare(definition: Path, taskdefs: list[Path] | None = None) -> Plan:
+    """Load, validate and plan a workflow file (raises DefinitionError with every issue)."""
+    return build_plan(load_valid_workflow(definition, taskdefs or []))
+
+
+def celery_app() -> Celery:
+    """The project's Celery app (``tasks.app``) with translator's tasks installed."""
+    from tasks import app
+
+    return app
+
+
+@dataclass
+class Session:
+    app: Celery
+    store: StateStore
+    embedded: bool
+
+
+@contextlib.contextmanager
+def open_session(settings: Settings | None = None, *, concurrency: int = 4) -> Iterator[Session]:
+    """Connect to the worker pool, or start the embedded worker when no broker is configured."""
+    settings = settings or Settings.from_env()
+    app = celery_app()
+    if settings.broker_url is None:
+        store = configure_embedded(app)
+        app.loader.import_default_modules()
+        with EmbeddedWorker(app, concurrency=concurrency):
+            yield Session(app, store, embedded=True)
+        set_store(None)
+        return
+    check_broker(app)
+    store = get_store(app)
+    if isinstance(store, RedisStore):
+        try:
+            store.ping()
+        except StoreUnavailable as exc:
+            raise BrokerUnavailable(str(exc)) from None
+    yield Session(app, store, embedded=False)
+
+
+def check_broker(app: Celery) -> None:
+    """Fail within seconds when the broker cannot be reached."""
+    url = app.conf.broker_url
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(
+                max_retries=1, interval_start=0, interval_step=0, timeout=CONNECT_TIMEOUT
+            )
+    except (OperationalError, OSError, TimeoutError) as exc:
+        raise BrokerUnavailable(
+            f"cannot reach the Celery broker at {safe_url(str(url))}: {exc}. Start it, fix "
+            "CELERY_BROKER_URL, or unset CELERY_BROKER_URL to run embedded"
+        ) from None
+
+
+def missing_workers(plan: Plan) -> list[str]:
+    """Task names of the plan with no worker function registered in this process."""
+    return sorted({s.name for s in plan.steps() if get_worker(s.name) is None})
+
+
+def submit(session: Session, plan: Plan, workflow_input: dict[str, Any]) -> str:
+    """Create the execution and send its canvas; returns the workflow id."""
+    if session.embedded:
+        missing = missing_workers(plan)
+        if missing:
+            raise UsageError(
+                f"no worker function for task(s) {', '.join(missing)}: define them with "
+                "@translator.worker_task(...) in a module listed in TRANSLATOR_WORKER_MODULES"
+            )
+    wf_id = new_workflow_id()
+    canvas = compile_plan(plan, wf_id, session.app)
+    start_workflow(session.store, plan, workflow_input, workflow_id=wf_id)
+    try:
+        canvas.apply_async()
+    except (OperationalError, OSError) as exc:
+        end_workflow(session.store, plan, wf_id, WorkflowStatus.TERMINATED, f"could not be sent: {exc}")
+        raise BrokerUnavailable(f"could not send workflow {wf_id} to the broker: {exc}") from None
+    return wf_id
+
+
+def wait(
+    store: StateStore,
+    wf_id: str,
+    *,
+    timeout: float | None = None,
+    progress: ProgressCallback | None = None,
+    interval: float = 0.05,
+) -> dict[str, Any]:
+    """Poll until the workflow is terminal; returns the execution (with tasks)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    last_seen: Any = None
+    while True:
+        execution = store.workflow(wf_id)
+        if execution is None:
+            raise WorkflowNotFound(f"no workflow {wf_id} in the state store")
+        snapshot = (execution["status"], [(t["taskId"], t["status"]) for t in execution["tasks"]])
+        if progress is not None and snapshot != last_seen:
+            progress(execution)
+        last_seen = snapshot
+        if WorkflowStatus(execution["status"]).terminal:
+            return execution
+        if deadline is not None and time.monotonic() > deadline:
+            raise TranslatorError(f"workflow {wf_id} still {execution['status']} after {timeout:g} s")
+        time.sleep(interval)
+
+
+def status_store(settings: Settings | None = None) -> RedisStore:
+    """The Redis store ``translator status`` reads."""
+    settings = settings or Settings.from_env()
+    url = settings.state_url or "redis://127.0.0.1:6379/0"
+    store = RedisStore(url, prefix=settings.state_prefix, ttl=settings.state_ttl)
+    try:
+        store.ping()
+    except StoreUnavailable as exc:
+        raise BrokerUnavailable(str(exc)) from None
+    return store

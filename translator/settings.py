@@ -1,0 +1,56 @@
+"""translator's own settings, read from the environment (documented in docs/configuration.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from translator.errors import UsageError
+from translator.state import DEFAULT_TTL
+
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise UsageError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _redis_url(url: str | None) -> str | None:
+    return url if url and url.split("://", 1)[0] in ("redis", "rediss", "unix") else None
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker_url: str | None  # None: nothing configured (translator run then runs embedded)
+    result_backend: str | None
+    state_url: str | None  # where executions are kept in distributed mode
+    state_prefix: str
+    state_ttl: int
+    default_queue: str
+    visibility_timeout: int
+    worker_modules: tuple[str, ...]
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        broker = os.environ.get("CELERY_BROKER_URL") or None
+        backend = os.environ.get("CELERY_RESULT_BACKEND") or _redis_url(broker)
+        state = os.environ.get("TRANSLATOR_STATE_URL") or _redis_url(backend) or _redis_url(broker)
+        modules = tuple(
+            m.strip() for m in os.environ.get("TRANSLATOR_WORKER_MODULES", "").split(",") if m.strip()
+        )
+        return cls(
+            broker_url=broker,
+            result_backend=backend,
+            state_url=state,
+            state_prefix=os.environ.get("TRANSLATOR_STATE_PREFIX", "translator:"),
+            state_ttl=_int("TRANSLATOR_STATE_TTL", DEFAULT_TTL),
+            default_queue=os.environ.get("TRANSLATOR_DEFAULT_QUEUE", "celery"),
+            visibility_timeout=_int("TRANSLATOR_VISIBILITY_TIMEOUT", 4 * 3600),
+            worker_modules=modules,
+        )

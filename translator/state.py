@@ -1,0 +1,272 @@
+"""Execution state in Conductor's Workflow/Task JSON shape (reference §7.3).
+
+Two stores with one interface:
+
+* ``RedisStore`` (distributed mode): one hash of JSON-encoded fields per workflow, one hash of task
+  records per workflow (field = taskId), a sequence counter. Every write touches its own field, so
+  concurrent writers never overwrite each other's data; the terminal transition is a compare-and-set
+  in Lua, so a workflow ends exactly once.
+* ``MemoryStore`` (embedded mode and tests): the same in a dict behind a lock.
+
+Keys expire ``ttl`` seconds after the last write of the workflow's record (``TRANSLATOR_STATE_TTL``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from abc import ABC, abstractmethod
+from typing import Any
+
+import redis
+
+from translator.errors import TranslatorError
+from translator.status import WorkflowStatus
+
+TERMINAL_WORKFLOW_STATUSES = [s.value for s in WorkflowStatus if s.terminal]
+DEFAULT_TTL = 7 * 24 * 3600
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class StoreUnavailable(TranslatorError):
+    """The state store cannot be reached."""
+
+
+class StateStore(ABC):
+    """Where executions live. Records are plain JSON-compatible dicts."""
+
+    ttl: int
+
+    @abstractmethod
+    def create_workflow(self, workflow: dict[str, Any], plan: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def workflow_fields(self, wf_id: str) -> dict[str, Any] | None:
+        """The workflow record without its tasks, or None when unknown."""
+
+    @abstractmethod
+    def plan(self, wf_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def update_workflow(self, wf_id: str, fields: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def finish_workflow(self, wf_id: str, fields: dict[str, Any]) -> bool:
+        """Apply ``fields`` (with a terminal ``status``) unless the workflow already ended."""
+
+    @abstractmethod
+    def save_task(self, wf_id: str, task: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def task(self, wf_id: str, task_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def tasks(self, wf_id: str) -> list[dict[str, Any]]:
+        """Every task record, in ``seq`` order."""
+
+    @abstractmethod
+    def next_seq(self, wf_id: str) -> int: ...
+
+    def status(self, wf_id: str) -> WorkflowStatus | None:
+        fields = self.workflow_fields(wf_id)
+        return WorkflowStatus(fields["status"]) if fields else None
+
+    def workflow(self, wf_id: str, *, include_tasks: bool = True) -> dict[str, Any] | None:
+        """The execution as Conductor's ``GET /workflow/{id}`` shows it."""
+        fields = self.workflow_fields(wf_id)
+        if fields is None:
+            return None
+        record = {k: v for k, v in fields.items() if v is not None}
+        if include_tasks:
+            record["tasks"] = self.tasks(wf_id)
+        return record
+
+
+class MemoryStore(StateStore):
+    """In-process store (embedded mode, tests)."""
+
+    def __init__(self, ttl: int = DEFAULT_TTL) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._workflows: dict[str, dict[str, Any]] = {}
+        self._plans: dict[str, str] = {}
+        self._tasks: dict[str, dict[str, str]] = {}
+        self._seq: dict[str, int] = {}
+
+    def create_workflow(self, workflow: dict[str, Any], plan: dict[str, Any]) -> None:
+        wf_id = workflow["workflowId"]
+        with self._lock:
+            self._workflows[wf_id] = json.loads(json.dumps(workflow))
+            self._plans[wf_id] = json.dumps(plan)
+            self._tasks[wf_id] = {}
+            self._seq[wf_id] = 0
+
+    def workflow_fields(self, wf_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._workflows.get(wf_id)
+            return json.loads(json.dumps(found)) if found is not None else None
+
+    def plan(self, wf_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._plans.get(wf_id)
+        return json.loads(found) if found else None
+
+    def update_workflow(self, wf_id: str, fields: dict[str, Any]) -> None:
+        with self._lock:
+            if wf_id in self._workflows:
+                self._workflows[wf_id].update(json.loads(json.dumps(fields)))
+
+    def finish_workflow(self, wf_id: str, fields: dict[str, Any]) -> bool:
+        with self._lock:
+            record = self._workflows.get(wf_id)
+            if record is None or record["status"] in TERMINAL_WORKFLOW_STATUSES:
+                return False
+            record.update(json.loads(json.dumps(fields)))
+            return True
+
+    def save_task(self, wf_id: str, task: dict[str, Any]) -> None:
+        with self._lock:
+            self._tasks.setdefault(wf_id, {})[task["taskId"]] = json.dumps(task)
+
+    def task(self, wf_id: str, task_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._tasks.get(wf_id, {}).get(task_id)
+        return json.loads(found) if found else None
+
+    def tasks(self, wf_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            records = [json.loads(t) for t in self._tasks.get(wf_id, {}).values()]
+        return sorted(records, key=lambda t: t.get("seq", 0))
+
+    def next_seq(self, wf_id: str) -> int:
+        with self._lock:
+            self._seq[wf_id] = self._seq.get(wf_id, 0) + 1
+            return self._seq[wf_id]
+
+
+_FINISH_SCRIPT = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 0 end
+local decoded = cjson.decode(status)
+for i = 1, #ARGV - 1, 2 do
+  if ARGV[i] == '__terminal__' then
+    for s in string.gmatch(ARGV[i + 1], '[^,]+') do
+      if decoded == s then return 0 end
+    end
+  end
+end
+for i = 1, #ARGV - 1, 2 do
+  if ARGV[i] ~= '__terminal__' then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+return 1
+"""
+
+
+class RedisStore(StateStore):
+    """Redis-backed store (distributed mode), safe under concurrent writers."""
+
+    def __init__(self, url: str, *, prefix: str = "translator:", ttl: int = DEFAULT_TTL) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.ttl = ttl
+        self.client = redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=5,
+            socket_timeout=30,
+            health_check_interval=25,
+            retry_on_timeout=True,
+        )
+        self._finish = self.client.register_script(_FINISH_SCRIPT)
+
+    def _keys(self, wf_id: str) -> tuple[str, str, str, str]:
+        base = f"{self.prefix}wf:{wf_id}"
+        return base, base + ":tasks", base + ":plan", base + ":seq"
+
+    def ping(self) -> None:
+        try:
+            self.client.ping()
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"cannot reach the state store at {safe_url(self.url)}: {exc}") from None
+
+    def _expire(self, pipe: Any, wf_id: str) -> None:
+        if self.ttl > 0:
+            for key in self._keys(wf_id):
+                pipe.expire(key, self.ttl)
+
+    def create_workflow(self, workflow: dict[str, Any], plan: dict[str, Any]) -> None:
+        wf_id = workflow["workflowId"]
+        main, _, plan_key, _ = self._keys(wf_id)
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(main, mapping={k: json.dumps(v) for k, v in workflow.items()})
+            pipe.set(plan_key, json.dumps(plan))
+            self._expire(pipe, wf_id)
+            pipe.execute()
+
+    def workflow_fields(self, wf_id: str) -> dict[str, Any] | None:
+        raw = self.client.hgetall(self._keys(wf_id)[0])
+        if not raw:
+            return None
+        return {k: json.loads(v) for k, v in raw.items()}
+
+    def plan(self, wf_id: str) -> dict[str, Any] | None:
+        raw = self.client.get(self._keys(wf_id)[2])
+        return json.loads(raw) if raw else None
+
+    def update_workflow(self, wf_id: str, fields: dict[str, Any]) -> None:
+        main = self._keys(wf_id)[0]
+        if fields and self.client.exists(main):
+            self.client.hset(main, mapping={k: json.dumps(v) for k, v in fields.items()})
+
+    def finish_workflow(self, wf_id: str, fields: dict[str, Any]) -> bool:
+        args: list[str] = ["__terminal__", ",".join(TERMINAL_WORKFLOW_STATUSES)]
+        for key, value in fields.items():
+            args += [key, json.dumps(value)]
+        done = bool(self._finish(keys=[self._keys(wf_id)[0]], args=args))
+        if done:
+            with self.client.pipeline(transaction=False) as pipe:
+                self._expire(pipe, wf_id)
+                pipe.execute()
+        return done
+
+    def save_task(self, wf_id: str, task: dict[str, Any]) -> None:
+        key = self._keys(wf_id)[1]
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hset(key, task["taskId"], json.dumps(task))
+            if self.ttl > 0:
+                pipe.expire(key, self.ttl)
+            pipe.execute()
+
+    def task(self, wf_id: str, task_id: str) -> dict[str, Any] | None:
+        raw = self.client.hget(self._keys(wf_id)[1], task_id)
+        return json.loads(raw) if raw else None
+
+    def tasks(self, wf_id: str) -> list[dict[str, Any]]:
+        records = [json.loads(v) for v in self.client.hvals(self._keys(wf_id)[1])]
+        return sorted(records, key=lambda t: t.get("seq", 0))
+
+    def next_seq(self, wf_id: str) -> int:
+        key = self._keys(wf_id)[3]
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            if self.ttl > 0:
+                pipe.expire(key, self.ttl)
+            return int(pipe.execute()[0])
+
+
+def safe_url(url: str) -> str:
+    """A URL with any password removed, for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.hostname or ""
+    netloc = f"{parts.username}:***@{netloc}" if parts.username else f":***@{netloc}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
