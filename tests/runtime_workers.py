@@ -1,0 +1,42 @@
+"""Worker functions used by the runtime integration tests (loaded by real worker processes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from translator import NonRetryableError, worker_task
+from translator.workers import TaskContext
+
+
+@worker_task("echo")
+def echo(**task_input: Any) -> dict[str, Any]:
+    """Return the input as output."""
+    return dict(task_input)
+
+
+@worker_task("noop")
+def noop() -> dict[str, Any]:
+    return {}
+
+
+@worker_task("flaky")
+def flaky(failures: int, task_context: TaskContext, **task_input: Any) -> dict[str, Any]:
+    """Fail ``failures`` times, then succeed; the output tells the attempt that succeeded."""
+    if task_context.retry_count < int(failures):
+        raise RuntimeError(f"planned failure {task_context.retry_count + 1} of {failures}")
+    return {"attempt": task_context.retry_count, "taskId": task_context.task_id, "input": task_input}
+
+
+@worker_task("always_fail")
+def always_fail(message: str = "always failing") -> dict[str, Any]:
+    raise ValueError(message)
+
+
+@worker_task("terminal_fail")
+def terminal_fail() -> dict[str, Any]:
+    raise NonRetryableError("input can never work")
+
+
+@worker_task("add")
+def add(a: int, b: int) -> dict[str, Any]:
+    return {"sum": a + b}

@@ -1,0 +1,165 @@
+"""Real services for integration tests: a private redis-server and Celery worker subprocesses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_server_binary() -> str | None:
+    return shutil.which("redis-server")
+
+
+@contextmanager
+def redis_server(directory: Path, *, appendonly: bool = False) -> Iterator[str]:
+    """A private redis-server on a free loopback port; yields its URL."""
+    binary = redis_server_binary()
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (scripts/bootstrap installs it)")
+    port = free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    args = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(directory),
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if appendonly else "no",
+        "--daemonize",
+        "no",
+        "--logfile",
+        str(directory / "redis.log"),
+    ]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start: see {directory / 'redis.log'}") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        client.close()
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def service_env(broker_url: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    for name in list(env):
+        if name.startswith(("CELERY_", "TRANSLATOR_")):
+            del env[name]
+    env.update(
+        CELERY_BROKER_URL=broker_url,
+        TRANSLATOR_STATE_URL=broker_url,
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+class Worker:
+    """A ``celery -A tasks worker`` subprocess."""
+
+    def __init__(self, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.process = process
+        self.log = log
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+@contextmanager
+def celery_worker(
+    broker_url: str,
+    log: Path,
+    *,
+    modules: str = "tests.runtime_workers",
+    concurrency: int = 4,
+    pool: str = "prefork",
+    name: str = "test",
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Worker]:
+    """Start a real worker pool process and wait until it is ready."""
+    args = [
+        str(VENV_BIN / "celery"),
+        "-A",
+        "tasks",
+        "worker",
+        "-P",
+        pool,
+        "-c",
+        str(concurrency),
+        "-l",
+        "INFO",
+        "-n",
+        f"{name}-{os.getpid()}@%h",
+        "-I",
+        modules,
+        "--without-mingle",
+        "--without-gossip",
+    ]
+    handle = log.open("wb")
+    process = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env=service_env(broker_url, **(extra_env or {})),
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+    worker = Worker(process, log)
+    try:
+        deadline = time.monotonic() + 60
+        while " ready." not in worker.text():
+            if process.poll() is not None:
+                raise RuntimeError(f"celery worker exited ({process.returncode}):\n{worker.text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"celery worker not ready after 60 s:\n{worker.text()[-3000:]}")
+            time.sleep(0.1)
+        yield worker
+    finally:
+        worker.stop()
+        handle.close()
