@@ -1,11 +1,11 @@
-"""The Celery side of the runtime: the two generic tasks every compiled workflow runs.
+"""The Celery side of the runtime: the generic task every compiled step runs.
 
-* ``translator.step`` — one attempt of one Conductor task (``runtime.execute_step``). Retries are
-  Celery retries with *our* countdown (Conductor's formula, never Celery's jittered autoretry);
-  a finished workflow stops the chain.
-* ``translator.finish`` — the last link of every chain: workflow output and final status.
+``translator.step`` is one attempt of one Conductor task (``runtime.execute_step``). Retries are
+Celery retries with *our* countdown (Conductor's formula, never Celery's jittered autoretry); a
+workflow that ended stops the chain; the last step of the chain completes the workflow itself (no
+extra message per workflow).
 
-``install(app)`` adds them to any Celery app, so translator can live in an existing project.
+``install(app)`` adds it to any Celery app, so translator can live in an existing project.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ from typing import Any
 
 from celery import Celery
 
-from translator.runtime import Outcome, complete_workflow, execute_step, load_plan, mark_scheduled
+from translator.runtime import Outcome, execute_step
 from translator.settings import DEFAULT_BROKER_URL
 from translator.state import MemoryStore, RedisStore, StateStore
 
 STEP_TASK = "translator.step"
-FINISH_TASK = "translator.finish"
 
 log = logging.getLogger("translator.celery")
 
@@ -59,17 +58,14 @@ def _redis_or_none(url: Any) -> str | None:
     return text if text.startswith(("redis://", "rediss://", "unix://")) else None
 
 
-def _schedule_next(store: StateStore, chain: list[dict[str, Any]] | None) -> None:
-    """Record the next step of the chain as SCHEDULED: its message is about to be sent."""
+def _next_ref(chain: list[dict[str, Any]] | None) -> str | None:
+    """The reference of the step that follows in the chain (None when this one is the last)."""
     if not chain:
-        return
+        return None
     following = chain[-1]
     if following.get("task") != STEP_TASK:
-        return
-    kwargs = following.get("kwargs") or {}
-    plan = load_plan(store, kwargs.get("wf", ""))
-    if plan is not None:
-        mark_scheduled(store, kwargs["wf"], plan.step(kwargs["ref"]))
+        return None
+    return (following.get("kwargs") or {}).get("ref")
 
 
 def install(app: Celery) -> None:
@@ -80,14 +76,10 @@ def install(app: Celery) -> None:
     @app.task(bind=True, name=STEP_TASK, ignore_result=True, max_retries=None, acks_late=True)
     def step(self: Any, *, wf: str, ref: str) -> None:
         store = get_store(app)
-        result = execute_step(store, wf, ref, self.request.retries, self.request.hostname or "embedded")
+        next_ref = _next_ref(self.request.chain)
+        worker_id = self.request.hostname or "embedded"
+        result = execute_step(store, wf, ref, self.request.retries, worker_id, next_ref)
         if result.outcome is Outcome.RETRY:
             raise self.retry(countdown=result.countdown, max_retries=None)
         if result.outcome is Outcome.STOP:
             self.request.chain = None  # the workflow is over: send nothing more
-            return
-        _schedule_next(store, self.request.chain)
-
-    @app.task(bind=True, name=FINISH_TASK, ignore_result=True, acks_late=True)
-    def finish(self: Any, *, wf: str) -> None:
-        complete_workflow(get_store(app), wf)

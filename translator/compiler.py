@@ -1,4 +1,4 @@
-"""Plan -> Celery canvas: a chain of ``translator.step`` signatures ending with ``translator.finish``.
+"""Plan -> Celery canvas: a chain of ``translator.step`` signatures (the last one completes the workflow).
 
 Every signature is immutable (no result passing: data flows through the state store by reference)
 and carries the Conductor task name as ``shadow`` (what Flower and logs show), ``kwargsrepr``
@@ -15,7 +15,7 @@ from typing import Any
 from celery import Celery, chain
 from celery.canvas import Signature
 
-from translator.celery_app import FINISH_TASK, STEP_TASK
+from translator.celery_app import STEP_TASK
 from translator.plan import Plan, Step
 
 DRY_RUN_WORKFLOW_ID = "<workflowId>"
@@ -40,10 +40,7 @@ def compile_plan(plan: Plan, wf_id: str, app: Celery) -> Signature:
     for step in plan.steps():
         signature = app.signature(STEP_TASK, kwargs={"wf": wf_id, "ref": step.ref}, immutable=True)
         links.append(signature.set(**step_options(step, wf_id, queue)))
-    finish = app.signature(FINISH_TASK, kwargs={"wf": wf_id}, immutable=True).set(
-        shadow=f"{plan.name}.finish", queue=queue, kwargsrepr=f"wf={wf_id}", argsrepr="()"
-    )
-    return chain(*links, finish)
+    return chain(*links)
 
 
 def canvas_json(plan: Plan, app: Celery, wf_id: str = DRY_RUN_WORKFLOW_ID) -> dict[str, Any]:

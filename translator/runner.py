@@ -23,7 +23,7 @@ from translator.compiler import compile_plan
 from translator.embedded import EmbeddedWorker, configure_embedded
 from translator.errors import BrokerUnavailable, TranslatorError, UsageError, WorkflowNotFound
 from translator.plan import Plan, build_plan
-from translator.runtime import end_workflow, new_workflow_id, start_workflow
+from translator.runtime import new_workflow_id, start_workflow, terminate
 from translator.settings import Settings
 from translator.state import RedisStore, StateStore, StoreUnavailable, safe_url
 from translator.status import WorkflowStatus
@@ -110,7 +110,7 @@ def submit(session: Session, plan: Plan, workflow_input: dict[str, Any]) -> str:
     try:
         canvas.apply_async()
     except (OperationalError, OSError) as exc:
-        end_workflow(session.store, plan, wf_id, WorkflowStatus.TERMINATED, f"could not be sent: {exc}")
+        terminate(session.store, wf_id, f"could not be sent to the broker: {exc}")
         raise BrokerUnavailable(f"could not send workflow {wf_id} to the broker: {exc}") from None
     return wf_id
 

@@ -81,21 +81,29 @@ _PLAN_CACHE_LOCK = threading.Lock()
 _PLAN_CACHE_SIZE = 1024
 
 
-def load_plan(store: StateStore, wf_id: str) -> Plan | None:
+def _cached_plan(wf_id: str) -> Plan | None:
     with _PLAN_CACHE_LOCK:
         cached = _PLAN_CACHE.get(wf_id)
         if cached is not None:
             _PLAN_CACHE.move_to_end(wf_id)
-            return cached
-    data = store.plan(wf_id)
-    if data is None:
-        return None
+        return cached
+
+
+def _remember_plan(wf_id: str, data: dict[str, Any]) -> Plan:
     plan = Plan.from_json(data)
     with _PLAN_CACHE_LOCK:
         _PLAN_CACHE[wf_id] = plan
         while len(_PLAN_CACHE) > _PLAN_CACHE_SIZE:
             _PLAN_CACHE.popitem(last=False)
     return plan
+
+
+def load_plan(store: StateStore, wf_id: str) -> Plan | None:
+    cached = _cached_plan(wf_id)
+    if cached is not None:
+        return cached
+    data = store.plan(wf_id)
+    return _remember_plan(wf_id, data) if data is not None else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,18 +136,20 @@ def evaluation_document(workflow: Mapping[str, Any], tasks: list[dict[str, Any]]
     return document
 
 
-def _scheduled_record(
-    store: StateStore,
+def scheduled_record(
     workflow: Mapping[str, Any],
     step: Step,
     attempt: int,
+    seq: int,
     *,
     retried_task_id: str | None = None,
     callback_after_seconds: int = 0,
 ) -> dict[str, Any]:
+    """A new SCHEDULED task instance in Conductor's Task shape."""
     wf_id = workflow["workflowId"]
     now = now_ms()
     policy = step.policy
+    start_delay = policy.start_delay if attempt == 0 else 0
     return {
         "taskId": attempt_id(wf_id, step.ref, attempt),
         "taskType": step.name,
@@ -151,7 +161,7 @@ def _scheduled_record(
         "workflowInstanceId": wf_id,
         "workflowType": workflow.get("workflowName"),
         "correlationId": workflow.get("correlationId"),
-        "seq": store.next_seq(wf_id),
+        "seq": seq,
         "retryCount": attempt,
         "retriedTaskId": retried_task_id,
         "retried": False,
@@ -161,22 +171,14 @@ def _scheduled_record(
         "startTime": 0,
         "endTime": 0,
         "updateTime": now,
-        "startDelayInSeconds": policy.start_delay if attempt == 0 else 0,
-        "callbackAfterSeconds": callback_after_seconds or (policy.start_delay if attempt == 0 else 0),
+        "startDelayInSeconds": start_delay,
+        "callbackAfterSeconds": callback_after_seconds or start_delay,
         "responseTimeoutSeconds": policy.response_timeout_seconds,
         "rateLimitPerFrequency": policy.rate_limit_per_frequency,
         "rateLimitFrequencyInSeconds": policy.rate_limit_frequency_in_seconds,
         "workflowPriority": workflow.get("priority", 0),
         "iteration": 0,
     }
-
-
-def mark_scheduled(store: StateStore, wf_id: str, step: Step) -> None:
-    """Record the first attempt of ``step`` as SCHEDULED (when its message is sent)."""
-    workflow = store.workflow_fields(wf_id)
-    if workflow is None or store.task(wf_id, attempt_id(wf_id, step.ref, 0)) is not None:
-        return
-    store.save_task(wf_id, _scheduled_record(store, workflow, step, 0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,7 +197,7 @@ def start_workflow(
     workflow_id: str | None = None,
     correlation_id: str | None = None,
 ) -> str:
-    """Create the execution record and schedule the first step; returns the workflow id."""
+    """Create the execution record with its first task SCHEDULED; returns the workflow id."""
     wf_id = workflow_id or new_workflow_id()
     now = now_ms()
     record = {
@@ -217,10 +219,9 @@ def start_workflow(
         "updateTime": now,
         "endTime": 0,
     }
-    store.create_workflow(record, plan.to_json())
     steps = plan.steps()
-    if steps:
-        mark_scheduled(store, wf_id, steps[0])
+    first = scheduled_record(record, steps[0], 0, 1) if steps else None
+    store.create_workflow(record, plan.to_json(), first)
     return wf_id
 
 
@@ -240,16 +241,14 @@ def workflow_output(plan: Plan, workflow: Mapping[str, Any], tasks: list[dict[st
 def end_workflow(
     store: StateStore,
     plan: Plan,
-    wf_id: str,
+    workflow: Mapping[str, Any],
+    tasks: list[dict[str, Any]],
     status: WorkflowStatus,
     reason: str | None = None,
     failed: list[dict[str, Any]] | None = None,
 ) -> bool:
-    """Compute the output and move the workflow to a terminal status (once)."""
-    workflow = store.workflow_fields(wf_id)
-    if workflow is None:
-        return False
-    tasks = store.tasks(wf_id)
+    """Compute the output and move the workflow to a terminal status (exactly once)."""
+    wf_id = workflow["workflowId"]
     now = now_ms()
     fields: dict[str, Any] = {
         "status": status.value,
@@ -268,21 +267,27 @@ def end_workflow(
     return ended
 
 
-def complete_workflow(store: StateStore, wf_id: str) -> bool:
-    """The last step of every compiled workflow: COMPLETED, or FAILED for permissive failures."""
+def terminate(store: StateStore, wf_id: str, reason: str) -> bool:
+    """End a workflow as TERMINATED (e.g. its canvas could not be sent)."""
     plan = load_plan(store, wf_id)
-    if plan is None:
-        log.warning("workflow %s: no execution record (expired or removed)", wf_id)
+    snap = store.snapshot(wf_id, with_plan=False)
+    if plan is None or snap.workflow is None:
         return False
+    return end_workflow(store, plan, snap.workflow, snap.tasks, WorkflowStatus.TERMINATED, reason)
+
+
+def complete_workflow(
+    store: StateStore, plan: Plan, workflow: Mapping[str, Any], tasks: list[dict[str, Any]]
+) -> bool:
+    """After the last step: COMPLETED, or FAILED when a permissive task failed on the way."""
     latest: dict[str, dict[str, Any]] = {}
-    for task in store.tasks(wf_id):
+    for task in tasks:
         latest[task["referenceTaskName"]] = task
     failed = [t for t in latest.values() if not TaskStatus(t["status"]).successful]
     if failed:
-        first = failed[0]
-        reason = _failure_reason(first, WorkflowStatus.FAILED)
-        return end_workflow(store, plan, wf_id, WorkflowStatus.FAILED, reason, failed)
-    return end_workflow(store, plan, wf_id, WorkflowStatus.COMPLETED)
+        reason = _failure_reason(failed[0], WorkflowStatus.FAILED)
+        return end_workflow(store, plan, workflow, tasks, WorkflowStatus.FAILED, reason, failed)
+    return end_workflow(store, plan, workflow, tasks, WorkflowStatus.COMPLETED)
 
 
 def _failure_reason(task: Mapping[str, Any], status: WorkflowStatus) -> str:
@@ -296,10 +301,36 @@ def _failure_reason(task: Mapping[str, Any], status: WorkflowStatus) -> str:
 # One attempt of one step
 
 
-def execute_step(store: StateStore, wf_id: str, ref: str, attempt: int, worker_id: str) -> StepResult:
-    """Run attempt ``attempt`` of step ``ref`` of workflow ``wf_id``; never raises for task failures."""
-    plan = load_plan(store, wf_id)
-    workflow = store.workflow_fields(wf_id)
+@dataclass
+class _Attempt:
+    """Everything one attempt works with."""
+
+    store: StateStore
+    plan: Plan
+    workflow: dict[str, Any]
+    tasks: list[dict[str, Any]]
+    step: Step
+    record: dict[str, Any]
+    seq: int  # reserved for the one record this attempt may schedule
+    next_ref: str | None
+
+    def with_record(self) -> list[dict[str, Any]]:
+        """The tasks with this attempt's record in its current state."""
+        others = [t for t in self.tasks if t["taskId"] != self.record["taskId"]]
+        return sorted([*others, self.record], key=lambda t: t.get("seq", 0))
+
+
+def execute_step(
+    store: StateStore, wf_id: str, ref: str, attempt: int, worker_id: str, next_ref: str | None
+) -> StepResult:
+    """Run attempt ``attempt`` of step ``ref``; ``next_ref`` is the following step (None: last).
+
+    Never raises for task failures: the result says what the Celery layer must do next.
+    """
+    cached = _cached_plan(wf_id)
+    snap = store.snapshot(wf_id, with_plan=cached is None)
+    plan = cached or (_remember_plan(wf_id, snap.plan) if snap.plan else None)
+    workflow = snap.workflow
     if plan is None or workflow is None:
         log.warning("workflow %s: no execution record (expired or removed); dropping %s", wf_id, ref)
         return StepResult(Outcome.STOP)
@@ -307,12 +338,21 @@ def execute_step(store: StateStore, wf_id: str, ref: str, attempt: int, worker_i
         return StepResult(Outcome.STOP)
     step = plan.step(ref)
     task_id = attempt_id(wf_id, ref, attempt)
-    record = store.task(wf_id, task_id) or _scheduled_record(store, workflow, step, attempt)
+    record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
+    seq = snap.seq
+    if record is None:  # its scheduler died before writing it: create it now
+        record = scheduled_record(workflow, step, attempt, seq)
+        seq = store.next_seq(wf_id)
     status = TaskStatus(record["status"])
     if status.terminal:  # a redelivered message of an attempt that already finished
-        outcome = Outcome.CONTINUE if status.successful or _continues_after(step) else Outcome.STOP
-        return StepResult(outcome, task_id=task_id)
+        continues = status.successful or step.policy.optional or step.policy.permissive
+        return StepResult(Outcome.CONTINUE if continues else Outcome.STOP, task_id=task_id)
+    run = _Attempt(store, plan, workflow, snap.tasks, step, record, seq, next_ref)
+    return _run_attempt(run, attempt, worker_id)
 
+
+def _run_attempt(run: _Attempt, attempt: int, worker_id: str) -> StepResult:
+    wf_id, step, record = run.workflow["workflowId"], run.step, run.record
     now = now_ms()
     record.update(
         status=TaskStatus.IN_PROGRESS.value,
@@ -322,19 +362,16 @@ def execute_step(store: StateStore, wf_id: str, ref: str, attempt: int, worker_i
         workerId=worker_id,
     )
     try:
-        document = evaluation_document(workflow, store.tasks(wf_id))
         record["inputData"] = resolve_task_input(
             step.input_parameters,
-            document,
+            evaluation_document(run.workflow, run.tasks),
             input_template=step.input_template,
-            task_id=task_id,
+            task_id=record["taskId"],
             env=allowed_environment(),
         )
     except ExpressionError as exc:
-        return _after_failure(
-            store, plan, workflow, step, record, TaskStatus.FAILED_WITH_TERMINAL_ERROR, str(exc)
-        )
-    store.save_task(wf_id, record)
+        return _after_failure(run, TaskStatus.FAILED_WITH_TERMINAL_ERROR, str(exc))
+    run.store.save_task(wf_id, record)
 
     worker = get_worker(step.name)
     if worker is None:
@@ -343,48 +380,41 @@ def execute_step(store: StateStore, wf_id: str, ref: str, attempt: int, worker_i
             "import the module that defines it "
             "(TRANSLATOR_WORKER_MODULES, or celery -A tasks worker -I MODULE)"
         )
-        return _after_failure(
-            store, plan, workflow, step, record, TaskStatus.FAILED_WITH_TERMINAL_ERROR, reason
-        )
-    context = TaskContext(wf_id, task_id, ref, step.name, attempt, worker_id)
+        return _after_failure(run, TaskStatus.FAILED_WITH_TERMINAL_ERROR, reason)
+    context = TaskContext(wf_id, record["taskId"], step.ref, step.name, attempt, worker_id)
     try:
         output = worker.call(record["inputData"], context)
     except NonRetryableError as exc:
-        return _after_failure(
-            store, plan, workflow, step, record, TaskStatus.FAILED_WITH_TERMINAL_ERROR, str(exc)
-        )
+        return _after_failure(run, TaskStatus.FAILED_WITH_TERMINAL_ERROR, str(exc))
     except Exception as exc:  # any worker error fails this attempt; the policy decides what follows
-        log.warning("task %s (%s) attempt %d failed", ref, step.name, attempt, exc_info=True)
-        reason = f"{type(exc).__name__}: {exc}"
-        return _after_failure(store, plan, workflow, step, record, TaskStatus.FAILED, reason)
+        log.warning("task %s (%s) attempt %d failed", step.ref, step.name, attempt, exc_info=True)
+        return _after_failure(run, TaskStatus.FAILED, f"{type(exc).__name__}: {exc}")
 
     end = now_ms()
     record.update(
         status=TaskStatus.COMPLETED.value, outputData=output, endTime=end, updateTime=end, executed=True
     )
-    store.save_task(wf_id, record)
-    return StepResult(Outcome.CONTINUE, task_id=task_id)
+    return _carry_on(run)
 
 
-def _continues_after(step: Step) -> bool:
-    return step.policy.optional or step.policy.permissive
+def _carry_on(run: _Attempt) -> StepResult:
+    """Save the finished record and schedule the next step, or complete the workflow."""
+    wf_id = run.workflow["workflowId"]
+    following = None
+    if run.next_ref is not None:
+        following = scheduled_record(run.workflow, run.plan.step(run.next_ref), 0, run.seq)
+    run.store.save_tasks(wf_id, run.record, following)
+    if run.next_ref is None:
+        complete_workflow(run.store, run.plan, run.workflow, run.with_record())
+    return StepResult(Outcome.CONTINUE, task_id=run.record["taskId"])
 
 
-def _after_failure(
-    store: StateStore,
-    plan: Plan,
-    workflow: Mapping[str, Any],
-    step: Step,
-    record: dict[str, Any],
-    status: TaskStatus,
-    reason: str,
-) -> StepResult:
+def _after_failure(run: _Attempt, status: TaskStatus, reason: str) -> StepResult:
     """Conductor's decision after a failed attempt: retry, carry on, or fail the workflow."""
-    wf_id = workflow["workflowId"]
+    wf_id, record, policy = run.workflow["workflowId"], run.record, run.step.policy
     now = now_ms()
     record.update(status=status.value, reasonForIncompletion=reason, endTime=now, updateTime=now)
     attempt = record["retryCount"]
-    policy = step.policy
     if status.retriable and attempt < policy.retry_count:
         delay = retry_delay(
             policy.retry_logic,
@@ -395,24 +425,24 @@ def _after_failure(
             backoff_jitter_ms=policy.backoff_jitter_ms,
         )
         record["retried"] = True
-        store.save_task(wf_id, record)
-        retry = _scheduled_record(
-            store,
-            workflow,
-            step,
+        retry = scheduled_record(
+            run.workflow,
+            run.step,
             attempt + 1,
+            run.seq,
             retried_task_id=record["taskId"],
             callback_after_seconds=delay.seconds,
         )
-        store.save_task(wf_id, retry)
+        run.store.save_tasks(wf_id, record, retry)
         return StepResult(Outcome.RETRY, countdown=delay.countdown, task_id=retry["taskId"])
     if policy.optional:
         record["status"] = TaskStatus.COMPLETED_WITH_ERRORS.value
-        store.save_task(wf_id, record)
-        return StepResult(Outcome.CONTINUE, task_id=record["taskId"])
-    store.save_task(wf_id, record)
+        return _carry_on(run)
     if policy.permissive:
-        return StepResult(Outcome.CONTINUE, task_id=record["taskId"])
+        return _carry_on(run)
+    run.store.save_task(wf_id, record)
     final = workflow_status_for_failed_task(status)
-    end_workflow(store, plan, wf_id, final, _failure_reason(record, final), [record])
+    end_workflow(
+        run.store, run.plan, run.workflow, run.with_record(), final, _failure_reason(record, final), [record]
+    )
     return StepResult(Outcome.STOP, task_id=record["taskId"])

@@ -17,6 +17,7 @@ import json
 import threading
 import time
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -36,13 +37,34 @@ class StoreUnavailable(TranslatorError):
     """The state store cannot be reached."""
 
 
+@dataclass
+class Snapshot:
+    """One consistent read of an execution, taken by a step before it runs."""
+
+    workflow: dict[str, Any] | None
+    tasks: list[dict[str, Any]]
+    plan: dict[str, Any] | None = None
+    seq: int = 0  # a sequence number reserved for the record this step will schedule
+
+
 class StateStore(ABC):
     """Where executions live. Records are plain JSON-compatible dicts."""
 
     ttl: int
 
     @abstractmethod
-    def create_workflow(self, workflow: dict[str, Any], plan: dict[str, Any]) -> None: ...
+    def create_workflow(
+        self, workflow: dict[str, Any], plan: dict[str, Any], first_task: dict[str, Any] | None = None
+    ) -> None:
+        """Store a new execution, its plan and its first SCHEDULED task (``seq`` 1) at once."""
+
+    @abstractmethod
+    def snapshot(self, wf_id: str, *, with_plan: bool) -> Snapshot:
+        """Workflow fields, tasks (and plan) in one round trip, reserving one ``seq`` number."""
+
+    @abstractmethod
+    def save_tasks(self, wf_id: str, task: dict[str, Any], scheduled: dict[str, Any] | None = None) -> None:
+        """Write ``task``, and add ``scheduled`` unless a record with its id exists (one round trip)."""
 
     @abstractmethod
     def workflow_fields(self, wf_id: str) -> dict[str, Any] | None:
@@ -97,13 +119,40 @@ class MemoryStore(StateStore):
         self._tasks: dict[str, dict[str, str]] = {}
         self._seq: dict[str, int] = {}
 
-    def create_workflow(self, workflow: dict[str, Any], plan: dict[str, Any]) -> None:
+    def create_workflow(
+        self, workflow: dict[str, Any], plan: dict[str, Any], first_task: dict[str, Any] | None = None
+    ) -> None:
         wf_id = workflow["workflowId"]
         with self._lock:
             self._workflows[wf_id] = json.loads(json.dumps(workflow))
             self._plans[wf_id] = json.dumps(plan)
             self._tasks[wf_id] = {}
             self._seq[wf_id] = 0
+            if first_task is not None:
+                self._tasks[wf_id][first_task["taskId"]] = json.dumps(first_task)
+                self._seq[wf_id] = 1
+
+    def snapshot(self, wf_id: str, *, with_plan: bool) -> Snapshot:
+        with self._lock:
+            workflow = self._workflows.get(wf_id)
+            tasks = [json.loads(t) for t in self._tasks.get(wf_id, {}).values()]
+            plan = self._plans.get(wf_id) if with_plan else None
+            seq = 0
+            if workflow is not None:
+                self._seq[wf_id] = seq = self._seq.get(wf_id, 0) + 1
+            return Snapshot(
+                json.loads(json.dumps(workflow)) if workflow is not None else None,
+                sorted(tasks, key=lambda t: t.get("seq", 0)),
+                json.loads(plan) if plan else None,
+                seq,
+            )
+
+    def save_tasks(self, wf_id: str, task: dict[str, Any], scheduled: dict[str, Any] | None = None) -> None:
+        with self._lock:
+            records = self._tasks.setdefault(wf_id, {})
+            records[task["taskId"]] = json.dumps(task)
+            if scheduled is not None and scheduled["taskId"] not in records:
+                records[scheduled["taskId"]] = json.dumps(scheduled)
 
     def workflow_fields(self, wf_id: str) -> dict[str, Any] | None:
         with self._lock:
@@ -160,7 +209,13 @@ for i = 1, #ARGV - 1, 2 do
   end
 end
 for i = 1, #ARGV - 1, 2 do
-  if ARGV[i] ~= '__terminal__' then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  if ARGV[i] == '__ttl__' then
+    if tonumber(ARGV[i + 1]) > 0 then
+      for k = 1, #KEYS do redis.call('EXPIRE', KEYS[k], ARGV[i + 1]) end
+    end
+  elseif ARGV[i] ~= '__terminal__' then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
 end
 return 1
 """
@@ -198,13 +253,45 @@ class RedisStore(StateStore):
             for key in self._keys(wf_id):
                 pipe.expire(key, self.ttl)
 
-    def create_workflow(self, workflow: dict[str, Any], plan: dict[str, Any]) -> None:
+    def create_workflow(
+        self, workflow: dict[str, Any], plan: dict[str, Any], first_task: dict[str, Any] | None = None
+    ) -> None:
         wf_id = workflow["workflowId"]
-        main, _, plan_key, _ = self._keys(wf_id)
+        main, tasks, plan_key, seq = self._keys(wf_id)
         with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(main, mapping={k: json.dumps(v) for k, v in workflow.items()})
             pipe.set(plan_key, json.dumps(plan))
+            if first_task is not None:
+                pipe.hset(tasks, first_task["taskId"], json.dumps(first_task))
+                pipe.set(seq, 1)
             self._expire(pipe, wf_id)
+            pipe.execute()
+
+    def snapshot(self, wf_id: str, *, with_plan: bool) -> Snapshot:
+        main, tasks, plan_key, seq = self._keys(wf_id)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(main)
+            pipe.hvals(tasks)
+            pipe.incr(seq)
+            if with_plan:
+                pipe.get(plan_key)
+            replies = pipe.execute()
+        raw_workflow, raw_tasks, reserved = replies[0], replies[1], replies[2]
+        if not raw_workflow:
+            self.client.delete(seq)  # do not leave a stray counter behind for an unknown id
+            return Snapshot(None, [])
+        records = sorted((json.loads(v) for v in raw_tasks), key=lambda t: t.get("seq", 0))
+        plan = json.loads(replies[3]) if with_plan and replies[3] else None
+        return Snapshot({k: json.loads(v) for k, v in raw_workflow.items()}, records, plan, int(reserved))
+
+    def save_tasks(self, wf_id: str, task: dict[str, Any], scheduled: dict[str, Any] | None = None) -> None:
+        key = self._keys(wf_id)[1]
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hset(key, task["taskId"], json.dumps(task))
+            if scheduled is not None:
+                pipe.hsetnx(key, scheduled["taskId"], json.dumps(scheduled))
+            if self.ttl > 0:
+                pipe.expire(key, self.ttl)
             pipe.execute()
 
     def workflow_fields(self, wf_id: str) -> dict[str, Any] | None:
@@ -223,15 +310,10 @@ class RedisStore(StateStore):
             self.client.hset(main, mapping={k: json.dumps(v) for k, v in fields.items()})
 
     def finish_workflow(self, wf_id: str, fields: dict[str, Any]) -> bool:
-        args: list[str] = ["__terminal__", ",".join(TERMINAL_WORKFLOW_STATUSES)]
+        args: list[str] = ["__terminal__", ",".join(TERMINAL_WORKFLOW_STATUSES), "__ttl__", str(self.ttl)]
         for key, value in fields.items():
             args += [key, json.dumps(value)]
-        done = bool(self._finish(keys=[self._keys(wf_id)[0]], args=args))
-        if done:
-            with self.client.pipeline(transaction=False) as pipe:
-                self._expire(pipe, wf_id)
-                pipe.execute()
-        return done
+        return bool(self._finish(keys=list(self._keys(wf_id)), args=args))
 
     def save_task(self, wf_id: str, task: dict[str, Any]) -> None:
         key = self._keys(wf_id)[1]
