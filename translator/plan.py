@@ -11,7 +11,9 @@ definition of its task by reference instead of carrying it in each message, and 
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 from translator.errors import DefinitionError
@@ -115,6 +117,11 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @cached_property
+    def json_text(self) -> str:
+        """The plan as compact JSON text (computed once)."""
+        return json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Plan:

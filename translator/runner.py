@@ -127,17 +127,24 @@ def wait(
     deadline = None if timeout is None else time.monotonic() + timeout
     last_seen: Any = None
     while True:
-        execution = store.workflow(wf_id)
-        if execution is None:
-            raise WorkflowNotFound(f"no workflow {wf_id} in the state store")
-        snapshot = (execution["status"], [(t["taskId"], t["status"]) for t in execution["tasks"]])
-        if progress is not None and snapshot != last_seen:
-            progress(execution)
-        last_seen = snapshot
-        if WorkflowStatus(execution["status"]).terminal:
+        if progress is None:  # cheap poll: the status field only
+            status = store.status(wf_id)
+            if status is None:
+                raise WorkflowNotFound(f"no workflow {wf_id} in the state store")
+            execution = store.workflow(wf_id) if status.terminal else None
+        else:
+            execution = store.workflow(wf_id)
+            if execution is None:
+                raise WorkflowNotFound(f"no workflow {wf_id} in the state store")
+            snapshot = (execution["status"], [(t["taskId"], t["status"]) for t in execution["tasks"]])
+            if snapshot != last_seen:
+                progress(execution)
+            last_seen = snapshot
+            status = WorkflowStatus(execution["status"])
+        if status.terminal and execution is not None:
             return execution
         if deadline is not None and time.monotonic() > deadline:
-            raise TranslatorError(f"workflow {wf_id} still {execution['status']} after {timeout:g} s")
+            raise TranslatorError(f"workflow {wf_id} still {status.value} after {timeout:g} s")
         time.sleep(interval)
 
 

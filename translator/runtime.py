@@ -81,29 +81,31 @@ _PLAN_CACHE_LOCK = threading.Lock()
 _PLAN_CACHE_SIZE = 1024
 
 
-def _cached_plan(wf_id: str) -> Plan | None:
+def _cached_plan(digest: str) -> Plan | None:
     with _PLAN_CACHE_LOCK:
-        cached = _PLAN_CACHE.get(wf_id)
+        cached = _PLAN_CACHE.get(digest)
         if cached is not None:
-            _PLAN_CACHE.move_to_end(wf_id)
+            _PLAN_CACHE.move_to_end(digest)
         return cached
 
 
-def _remember_plan(wf_id: str, data: dict[str, Any]) -> Plan:
+def plan_of(store: StateStore, workflow: Mapping[str, Any]) -> Plan | None:
+    """The plan of an execution record, parsed once per process per distinct plan."""
+    digest = workflow.get("_plan")
+    if not digest:
+        return None
+    cached = _cached_plan(digest)
+    if cached is not None:
+        return cached
+    data = store.plan(digest)
+    if data is None:
+        return None
     plan = Plan.from_json(data)
     with _PLAN_CACHE_LOCK:
-        _PLAN_CACHE[wf_id] = plan
+        _PLAN_CACHE[digest] = plan
         while len(_PLAN_CACHE) > _PLAN_CACHE_SIZE:
             _PLAN_CACHE.popitem(last=False)
     return plan
-
-
-def load_plan(store: StateStore, wf_id: str) -> Plan | None:
-    cached = _cached_plan(wf_id)
-    if cached is not None:
-        return cached
-    data = store.plan(wf_id)
-    return _remember_plan(wf_id, data) if data is not None else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,7 +223,7 @@ def start_workflow(
     }
     steps = plan.steps()
     first = scheduled_record(record, steps[0], 0, 1) if steps else None
-    store.create_workflow(record, plan.to_json(), first)
+    store.create_workflow(record, plan.json_text, first)
     return wf_id
 
 
@@ -269,8 +271,8 @@ def end_workflow(
 
 def terminate(store: StateStore, wf_id: str, reason: str) -> bool:
     """End a workflow as TERMINATED (e.g. its canvas could not be sent)."""
-    plan = load_plan(store, wf_id)
-    snap = store.snapshot(wf_id, with_plan=False)
+    snap = store.snapshot(wf_id)
+    plan = plan_of(store, snap.workflow) if snap.workflow is not None else None
     if plan is None or snap.workflow is None:
         return False
     return end_workflow(store, plan, snap.workflow, snap.tasks, WorkflowStatus.TERMINATED, reason)
@@ -327,10 +329,9 @@ def execute_step(
 
     Never raises for task failures: the result says what the Celery layer must do next.
     """
-    cached = _cached_plan(wf_id)
-    snap = store.snapshot(wf_id, with_plan=cached is None)
-    plan = cached or (_remember_plan(wf_id, snap.plan) if snap.plan else None)
+    snap = store.snapshot(wf_id)
     workflow = snap.workflow
+    plan = plan_of(store, workflow) if workflow is not None else None
     if plan is None or workflow is None:
         log.warning("workflow %s: no execution record (expired or removed); dropping %s", wf_id, ref)
         return StepResult(Outcome.STOP)

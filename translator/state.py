@@ -13,6 +13,7 @@ Keys expire ``ttl`` seconds after the last write of the workflow's record (``TRA
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -29,6 +30,10 @@ TERMINAL_WORKFLOW_STATUSES = [s.value for s in WorkflowStatus if s.terminal]
 DEFAULT_TTL = 7 * 24 * 3600
 
 
+def plan_digest(plan: str) -> str:
+    return hashlib.sha256(plan.encode()).hexdigest()[:32]
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -43,7 +48,6 @@ class Snapshot:
 
     workflow: dict[str, Any] | None
     tasks: list[dict[str, Any]]
-    plan: dict[str, Any] | None = None
     seq: int = 0  # a sequence number reserved for the record this step will schedule
 
 
@@ -54,13 +58,17 @@ class StateStore(ABC):
 
     @abstractmethod
     def create_workflow(
-        self, workflow: dict[str, Any], plan: dict[str, Any], first_task: dict[str, Any] | None = None
+        self, workflow: dict[str, Any], plan: str, first_task: dict[str, Any] | None = None
     ) -> None:
-        """Store a new execution, its plan and its first SCHEDULED task (``seq`` 1) at once."""
+        """Store a new execution and its first SCHEDULED task (``seq`` 1) at once.
+
+        ``plan`` is the plan's JSON text; it is stored once per distinct content (under its digest,
+        which the record keeps in its ``_plan`` field), so workers parse each plan once.
+        """
 
     @abstractmethod
-    def snapshot(self, wf_id: str, *, with_plan: bool) -> Snapshot:
-        """Workflow fields, tasks (and plan) in one round trip, reserving one ``seq`` number."""
+    def snapshot(self, wf_id: str) -> Snapshot:
+        """Workflow fields and tasks in one round trip, reserving one ``seq`` number."""
 
     @abstractmethod
     def save_tasks(self, wf_id: str, task: dict[str, Any], scheduled: dict[str, Any] | None = None) -> None:
@@ -71,7 +79,8 @@ class StateStore(ABC):
         """The workflow record without its tasks, or None when unknown."""
 
     @abstractmethod
-    def plan(self, wf_id: str) -> dict[str, Any] | None: ...
+    def plan(self, digest: str) -> dict[str, Any] | None:
+        """A stored plan by digest (see ``create_workflow``)."""
 
     @abstractmethod
     def update_workflow(self, wf_id: str, fields: dict[str, Any]) -> None: ...
@@ -102,7 +111,7 @@ class StateStore(ABC):
         fields = self.workflow_fields(wf_id)
         if fields is None:
             return None
-        record = {k: v for k, v in fields.items() if v is not None}
+        record = {k: v for k, v in fields.items() if v is not None and not k.startswith("_")}
         if include_tasks:
             record["tasks"] = self.tasks(wf_id)
         return record
@@ -120,30 +129,29 @@ class MemoryStore(StateStore):
         self._seq: dict[str, int] = {}
 
     def create_workflow(
-        self, workflow: dict[str, Any], plan: dict[str, Any], first_task: dict[str, Any] | None = None
+        self, workflow: dict[str, Any], plan: str, first_task: dict[str, Any] | None = None
     ) -> None:
         wf_id = workflow["workflowId"]
+        digest = plan_digest(plan)
         with self._lock:
-            self._workflows[wf_id] = json.loads(json.dumps(workflow))
-            self._plans[wf_id] = json.dumps(plan)
+            self._workflows[wf_id] = {**json.loads(json.dumps(workflow)), "_plan": digest}
+            self._plans[digest] = plan
             self._tasks[wf_id] = {}
             self._seq[wf_id] = 0
             if first_task is not None:
                 self._tasks[wf_id][first_task["taskId"]] = json.dumps(first_task)
                 self._seq[wf_id] = 1
 
-    def snapshot(self, wf_id: str, *, with_plan: bool) -> Snapshot:
+    def snapshot(self, wf_id: str) -> Snapshot:
         with self._lock:
             workflow = self._workflows.get(wf_id)
             tasks = [json.loads(t) for t in self._tasks.get(wf_id, {}).values()]
-            plan = self._plans.get(wf_id) if with_plan else None
             seq = 0
             if workflow is not None:
                 self._seq[wf_id] = seq = self._seq.get(wf_id, 0) + 1
             return Snapshot(
                 json.loads(json.dumps(workflow)) if workflow is not None else None,
                 sorted(tasks, key=lambda t: t.get("seq", 0)),
-                json.loads(plan) if plan else None,
                 seq,
             )
 
@@ -159,9 +167,9 @@ class MemoryStore(StateStore):
             found = self._workflows.get(wf_id)
             return json.loads(json.dumps(found)) if found is not None else None
 
-    def plan(self, wf_id: str) -> dict[str, Any] | None:
+    def plan(self, digest: str) -> dict[str, Any] | None:
         with self._lock:
-            found = self._plans.get(wf_id)
+            found = self._plans.get(digest)
         return json.loads(found) if found else None
 
     def update_workflow(self, wf_id: str, fields: dict[str, Any]) -> None:
@@ -238,9 +246,12 @@ class RedisStore(StateStore):
         )
         self._finish = self.client.register_script(_FINISH_SCRIPT)
 
-    def _keys(self, wf_id: str) -> tuple[str, str, str, str]:
+    def _keys(self, wf_id: str) -> tuple[str, str, str]:
         base = f"{self.prefix}wf:{wf_id}"
-        return base, base + ":tasks", base + ":plan", base + ":seq"
+        return base, base + ":tasks", base + ":seq"
+
+    def _plan_key(self, digest: str) -> str:
+        return f"{self.prefix}plan:{digest}"
 
     def ping(self) -> None:
         try:
@@ -257,32 +268,31 @@ class RedisStore(StateStore):
         self, workflow: dict[str, Any], plan: dict[str, Any], first_task: dict[str, Any] | None = None
     ) -> None:
         wf_id = workflow["workflowId"]
-        main, tasks, plan_key, seq = self._keys(wf_id)
+        main, tasks, seq = self._keys(wf_id)
+        digest = plan_digest(plan)
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(main, mapping={k: json.dumps(v) for k, v in workflow.items()})
-            pipe.set(plan_key, json.dumps(plan))
+            fields = {k: json.dumps(v) for k, v in workflow.items()}
+            fields["_plan"] = json.dumps(digest)
+            pipe.hset(main, mapping=fields)
+            pipe.set(self._plan_key(digest), plan, ex=self.ttl if self.ttl > 0 else None)
             if first_task is not None:
                 pipe.hset(tasks, first_task["taskId"], json.dumps(first_task))
                 pipe.set(seq, 1)
             self._expire(pipe, wf_id)
             pipe.execute()
 
-    def snapshot(self, wf_id: str, *, with_plan: bool) -> Snapshot:
-        main, tasks, plan_key, seq = self._keys(wf_id)
+    def snapshot(self, wf_id: str) -> Snapshot:
+        main, tasks, seq = self._keys(wf_id)
         with self.client.pipeline(transaction=False) as pipe:
             pipe.hgetall(main)
             pipe.hvals(tasks)
             pipe.incr(seq)
-            if with_plan:
-                pipe.get(plan_key)
-            replies = pipe.execute()
-        raw_workflow, raw_tasks, reserved = replies[0], replies[1], replies[2]
+            raw_workflow, raw_tasks, reserved = pipe.execute()
         if not raw_workflow:
             self.client.delete(seq)  # do not leave a stray counter behind for an unknown id
             return Snapshot(None, [])
         records = sorted((json.loads(v) for v in raw_tasks), key=lambda t: t.get("seq", 0))
-        plan = json.loads(replies[3]) if with_plan and replies[3] else None
-        return Snapshot({k: json.loads(v) for k, v in raw_workflow.items()}, records, plan, int(reserved))
+        return Snapshot({k: json.loads(v) for k, v in raw_workflow.items()}, records, int(reserved))
 
     def save_tasks(self, wf_id: str, task: dict[str, Any], scheduled: dict[str, Any] | None = None) -> None:
         key = self._keys(wf_id)[1]
@@ -300,8 +310,12 @@ class RedisStore(StateStore):
             return None
         return {k: json.loads(v) for k, v in raw.items()}
 
-    def plan(self, wf_id: str) -> dict[str, Any] | None:
-        raw = self.client.get(self._keys(wf_id)[2])
+    def status(self, wf_id: str) -> WorkflowStatus | None:
+        raw = self.client.hget(self._keys(wf_id)[0], "status")
+        return WorkflowStatus(json.loads(raw)) if raw else None
+
+    def plan(self, digest: str) -> dict[str, Any] | None:
+        raw = self.client.get(self._plan_key(digest))
         return json.loads(raw) if raw else None
 
     def update_workflow(self, wf_id: str, fields: dict[str, Any]) -> None:
@@ -332,7 +346,7 @@ class RedisStore(StateStore):
         return sorted(records, key=lambda t: t.get("seq", 0))
 
     def next_seq(self, wf_id: str) -> int:
-        key = self._keys(wf_id)[3]
+        key = self._keys(wf_id)[2]
         with self.client.pipeline(transaction=False) as pipe:
             pipe.incr(key)
             if self.ttl > 0:
