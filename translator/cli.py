@@ -118,6 +118,8 @@ def run(
     settings = Settings.from_env()
     if settings.broker_url is None:  # embedded: failures show in the progress lines, not as tracebacks
         logging.getLogger("translator").setLevel(logging.ERROR)
+    else:
+        _warn_long_countdowns(plan, settings.visibility_timeout)
     if no_wait and settings.broker_url is None:
         raise UsageError(
             "--no-wait needs a worker pool: set CELERY_BROKER_URL (embedded runs end with the process)"
@@ -134,6 +136,21 @@ def run(
         reason = execution.get("reasonForIncompletion") or "no reason recorded"
         click.echo(f"error: workflow {wf_id} {status}: {reason}", err=True)
         sys.exit(EXIT_INVALID)
+
+
+def _warn_long_countdowns(plan, visibility_timeout: int) -> None:
+    """Redis redelivers a message still unacknowledged after the visibility timeout."""
+    from translator.plan import longest_countdown
+
+    for step in plan.steps():
+        longest = longest_countdown(step)
+        if longest >= visibility_timeout:
+            click.echo(
+                f"warning: {step.ref} may wait {longest} s before an attempt, not less than the broker's "
+                f"visibility timeout ({visibility_timeout} s): Redis could deliver it twice; raise "
+                "TRANSLATOR_VISIBILITY_TIMEOUT on the workers and here",
+                err=True,
+            )
 
 
 @main.command(name="compile")

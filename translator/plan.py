@@ -179,3 +179,21 @@ def build_plan(bundle: WorkflowBundle) -> Plan:
         variables=workflow.variables,
         definition=workflow.to_json(),
     )
+
+
+def longest_countdown(step: Step) -> int:
+    """The longest delay, in seconds, before any attempt of ``step`` (startDelay or a retry delay)."""
+    from translator.retry import retry_delay
+
+    policy = step.policy
+    longest = policy.start_delay
+    for attempt in range(policy.retry_count):
+        delay = retry_delay(
+            policy.retry_logic,
+            policy.retry_delay_seconds,
+            attempt,
+            backoff_scale_factor=policy.backoff_scale_factor,
+            max_retry_delay_seconds=policy.max_retry_delay_seconds,
+        )
+        longest = max(longest, delay.seconds + (policy.backoff_jitter_ms + 999) // 1000)
+    return longest
