@@ -79,10 +79,10 @@ def main() -> None:
                 raw.append(run_raw(client, args.n))
                 ours.append(run_translator(session, plan, args.n))
     ours_median, raw_median = statistics.median(ours), statistics.median(raw)
-    print(f"{'':28}{'workflows/s (median of ' + str(args.rounds) + ')':>30}{'rounds':>30}")
-    print(f"{'raw Celery chain':28}{raw_median:>30.1f}{'  '.join(f'{v:.1f}' for v in raw):>30}")
-    print(f"{'translator workflow':28}{ours_median:>30.1f}{'  '.join(f'{v:.1f}' for v in ours):>30}")
-    print(f"{'ratio translator / raw':28}{ours_median / raw_median:>30.2f}")
+    print(f"{'':26}{'workflows/s (median)':>22}   rounds")
+    print(f"{'raw Celery chain':26}{raw_median:>22.1f}   {'  '.join(f'{v:.1f}' for v in raw)}")
+    print(f"{'translator workflow':26}{ours_median:>22.1f}   {'  '.join(f'{v:.1f}' for v in ours)}")
+    print(f"{'ratio translator / raw':26}{ours_median / raw_median:>22.2f}")
     print(
         f"(n={args.n} per round, {args.concurrency} prefork worker processes, private redis-server; {ROOT})"
     )

@@ -120,6 +120,7 @@ def run(
         logging.getLogger("translator").setLevel(logging.ERROR)
     else:
         _warn_long_countdowns(plan, settings.visibility_timeout)
+    _warn_unenforced(plan)
     if no_wait and settings.broker_url is None:
         raise UsageError(
             "--no-wait needs a worker pool: set CELERY_BROKER_URL (embedded runs end with the process)"
@@ -136,6 +137,14 @@ def run(
         reason = execution.get("reasonForIncompletion") or "no reason recorded"
         click.echo(f"error: workflow {wf_id} {status}: {reason}", err=True)
         sys.exit(EXIT_INVALID)
+
+
+def _warn_unenforced(plan) -> None:
+    """Say which fields of the definitions are not enforced (docs/semantics.md)."""
+    from translator.plan import unenforced_fields
+
+    for where, fields in unenforced_fields(plan).items():
+        click.echo(f"warning: {where}: {', '.join(fields)} not enforced by translator yet", err=True)
 
 
 def _warn_long_countdowns(plan, visibility_timeout: int) -> None:

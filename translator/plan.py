@@ -197,3 +197,33 @@ def longest_countdown(step: Step) -> int:
         )
         longest = max(longest, delay.seconds + (policy.backoff_jitter_ms + 999) // 1000)
     return longest
+
+
+def unenforced_fields(plan: Plan) -> dict[str, list[str]]:
+    """Fields set in the definitions that the runtime does not enforce yet, by task reference."""
+    found: dict[str, list[str]] = {}
+    for step in plan.steps():
+        p = step.policy
+        fields = [
+            name
+            for name, active in (
+                ("timeoutSeconds", p.timeout_seconds > 0),
+                ("responseTimeoutSeconds", p.response_timeout_seconds != 3600),
+                ("pollTimeoutSeconds", bool(p.poll_timeout_seconds)),
+                ("totalTimeoutSeconds", p.total_timeout_seconds > 0),
+                ("rateLimitPerFrequency", p.rate_limit_per_frequency > 0),
+                ("concurrentExecLimit", p.concurrent_exec_limit > 0),
+                ("isolationGroupId", bool(p.isolation_group_id)),
+                ("executionNameSpace", bool(p.execution_name_space)),
+            )
+            if active
+        ]
+        if fields:
+            found[step.ref] = fields
+    definition = plan.definition
+    workflow_fields = [
+        name for name in ("timeoutSeconds", "failureWorkflow") if definition.get(name) not in (None, 0, "")
+    ]
+    if workflow_fields:
+        found[f"workflow {plan.name}"] = workflow_fields
+    return found

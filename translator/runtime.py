@@ -240,17 +240,15 @@ def workflow_output(plan: Plan, workflow: Mapping[str, Any], tasks: list[dict[st
     return executed[-1].get("outputData", {}) if executed else {}
 
 
-def end_workflow(
-    store: StateStore,
+def ending_fields(
     plan: Plan,
     workflow: Mapping[str, Any],
     tasks: list[dict[str, Any]],
     status: WorkflowStatus,
     reason: str | None = None,
     failed: list[dict[str, Any]] | None = None,
-) -> bool:
-    """Compute the output and move the workflow to a terminal status (exactly once)."""
-    wf_id = workflow["workflowId"]
+) -> dict[str, Any]:
+    """The fields that end a workflow: status, output (§2.3), times, reason, failed tasks."""
     now = now_ms()
     fields: dict[str, Any] = {
         "status": status.value,
@@ -263,10 +261,19 @@ def end_workflow(
     if failed:
         fields["failedReferenceTaskNames"] = sorted({t["referenceTaskName"] for t in failed})
         fields["failedTaskNames"] = sorted({t["taskDefName"] for t in failed})
-    ended = store.finish_workflow(wf_id, fields)
-    if ended:
-        log.info("workflow %s (%s) %s", wf_id, plan.name, status.value)
-    return ended
+    return fields
+
+
+def completion_fields(plan: Plan, workflow: Mapping[str, Any], tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    """After the last step: COMPLETED, or FAILED when a permissive task failed on the way."""
+    latest: dict[str, dict[str, Any]] = {}
+    for task in tasks:
+        latest[task["referenceTaskName"]] = task
+    failed = [t for t in latest.values() if not TaskStatus(t["status"]).successful]
+    if failed:
+        reason = _failure_reason(failed[0], WorkflowStatus.FAILED)
+        return ending_fields(plan, workflow, tasks, WorkflowStatus.FAILED, reason, failed)
+    return ending_fields(plan, workflow, tasks, WorkflowStatus.COMPLETED)
 
 
 def terminate(store: StateStore, wf_id: str, reason: str) -> bool:
@@ -275,21 +282,13 @@ def terminate(store: StateStore, wf_id: str, reason: str) -> bool:
     plan = plan_of(store, snap.workflow) if snap.workflow is not None else None
     if plan is None or snap.workflow is None:
         return False
-    return end_workflow(store, plan, snap.workflow, snap.tasks, WorkflowStatus.TERMINATED, reason)
+    fields = ending_fields(plan, snap.workflow, snap.tasks, WorkflowStatus.TERMINATED, reason)
+    return store.finish_workflow(wf_id, fields)
 
 
-def complete_workflow(
-    store: StateStore, plan: Plan, workflow: Mapping[str, Any], tasks: list[dict[str, Any]]
-) -> bool:
-    """After the last step: COMPLETED, or FAILED when a permissive task failed on the way."""
-    latest: dict[str, dict[str, Any]] = {}
-    for task in tasks:
-        latest[task["referenceTaskName"]] = task
-    failed = [t for t in latest.values() if not TaskStatus(t["status"]).successful]
-    if failed:
-        reason = _failure_reason(failed[0], WorkflowStatus.FAILED)
-        return end_workflow(store, plan, workflow, tasks, WorkflowStatus.FAILED, reason, failed)
-    return end_workflow(store, plan, workflow, tasks, WorkflowStatus.COMPLETED)
+def _log_end(ended: bool, plan: Plan, wf_id: str, fields: Mapping[str, Any]) -> None:
+    if ended:
+        log.info("workflow %s (%s) %s", wf_id, plan.name, fields["status"])
 
 
 def _failure_reason(task: Mapping[str, Any], status: WorkflowStatus) -> str:
@@ -404,9 +403,12 @@ def _carry_on(run: _Attempt) -> StepResult:
     following = None
     if run.next_ref is not None:
         following = scheduled_record(run.workflow, run.plan.step(run.next_ref), 0, run.seq)
-    run.store.save_tasks(wf_id, run.record, following)
-    if run.next_ref is None:
-        complete_workflow(run.store, run.plan, run.workflow, run.with_record())
+    finish = None
+    if run.next_ref is None:  # the last step ends the workflow in the same round trip
+        finish = completion_fields(run.plan, run.workflow, run.with_record())
+    ended = run.store.save_tasks(wf_id, run.record, following, finish)
+    if finish is not None:
+        _log_end(ended, run.plan, wf_id, finish)
     return StepResult(Outcome.CONTINUE, task_id=run.record["taskId"])
 
 
@@ -441,9 +443,9 @@ def _after_failure(run: _Attempt, status: TaskStatus, reason: str) -> StepResult
         return _carry_on(run)
     if policy.permissive:
         return _carry_on(run)
-    run.store.save_task(wf_id, record)
     final = workflow_status_for_failed_task(status)
-    end_workflow(
-        run.store, run.plan, run.workflow, run.with_record(), final, _failure_reason(record, final), [record]
+    finish = ending_fields(
+        run.plan, run.workflow, run.with_record(), final, _failure_reason(record, final), [record]
     )
+    _log_end(run.store.save_tasks(wf_id, record, None, finish), run.plan, wf_id, finish)
     return StepResult(Outcome.STOP, task_id=record["taskId"])

@@ -71,8 +71,15 @@ class StateStore(ABC):
         """Workflow fields and tasks in one round trip, reserving one ``seq`` number."""
 
     @abstractmethod
-    def save_tasks(self, wf_id: str, task: dict[str, Any], scheduled: dict[str, Any] | None = None) -> None:
-        """Write ``task``, and add ``scheduled`` unless a record with its id exists (one round trip)."""
+    def save_tasks(
+        self,
+        wf_id: str,
+        task: dict[str, Any],
+        scheduled: dict[str, Any] | None = None,
+        finish: dict[str, Any] | None = None,
+    ) -> bool:
+        """In one round trip: write ``task``; add ``scheduled`` unless a record with its id exists;
+        apply ``finish`` like ``finish_workflow``. Returns whether ``finish`` ended the workflow."""
 
     @abstractmethod
     def workflow_fields(self, wf_id: str) -> dict[str, Any] | None:
@@ -155,12 +162,19 @@ class MemoryStore(StateStore):
                 seq,
             )
 
-    def save_tasks(self, wf_id: str, task: dict[str, Any], scheduled: dict[str, Any] | None = None) -> None:
+    def save_tasks(
+        self,
+        wf_id: str,
+        task: dict[str, Any],
+        scheduled: dict[str, Any] | None = None,
+        finish: dict[str, Any] | None = None,
+    ) -> bool:
         with self._lock:
             records = self._tasks.setdefault(wf_id, {})
             records[task["taskId"]] = json.dumps(task)
             if scheduled is not None and scheduled["taskId"] not in records:
                 records[scheduled["taskId"]] = json.dumps(scheduled)
+        return self.finish_workflow(wf_id, finish) if finish is not None else False
 
     def workflow_fields(self, wf_id: str) -> dict[str, Any] | None:
         with self._lock:
@@ -294,7 +308,13 @@ class RedisStore(StateStore):
         records = sorted((json.loads(v) for v in raw_tasks), key=lambda t: t.get("seq", 0))
         return Snapshot({k: json.loads(v) for k, v in raw_workflow.items()}, records, int(reserved))
 
-    def save_tasks(self, wf_id: str, task: dict[str, Any], scheduled: dict[str, Any] | None = None) -> None:
+    def save_tasks(
+        self,
+        wf_id: str,
+        task: dict[str, Any],
+        scheduled: dict[str, Any] | None = None,
+        finish: dict[str, Any] | None = None,
+    ) -> bool:
         key = self._keys(wf_id)[1]
         with self.client.pipeline(transaction=False) as pipe:
             pipe.hset(key, task["taskId"], json.dumps(task))
@@ -302,7 +322,10 @@ class RedisStore(StateStore):
                 pipe.hsetnx(key, scheduled["taskId"], json.dumps(scheduled))
             if self.ttl > 0:
                 pipe.expire(key, self.ttl)
-            pipe.execute()
+            if finish is not None:
+                self._finish(keys=list(self._keys(wf_id)), args=self._finish_args(finish), client=pipe)
+            replies = pipe.execute()
+        return bool(replies[-1]) if finish is not None else False
 
     def workflow_fields(self, wf_id: str) -> dict[str, Any] | None:
         raw = self.client.hgetall(self._keys(wf_id)[0])
@@ -323,11 +346,14 @@ class RedisStore(StateStore):
         if fields and self.client.exists(main):
             self.client.hset(main, mapping={k: json.dumps(v) for k, v in fields.items()})
 
-    def finish_workflow(self, wf_id: str, fields: dict[str, Any]) -> bool:
+    def _finish_args(self, fields: dict[str, Any]) -> list[str]:
         args: list[str] = ["__terminal__", ",".join(TERMINAL_WORKFLOW_STATUSES), "__ttl__", str(self.ttl)]
         for key, value in fields.items():
             args += [key, json.dumps(value)]
-        return bool(self._finish(keys=list(self._keys(wf_id)), args=args))
+        return args
+
+    def finish_workflow(self, wf_id: str, fields: dict[str, Any]) -> bool:
+        return bool(self._finish(keys=list(self._keys(wf_id)), args=self._finish_args(fields)))
 
     def save_task(self, wf_id: str, task: dict[str, Any]) -> None:
         key = self._keys(wf_id)[1]
