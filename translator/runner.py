@@ -17,6 +17,7 @@ from typing import Any
 
 from celery import Celery
 from kombu.exceptions import OperationalError
+from kombu.utils.imports import symbol_by_name
 
 from translator.celery_app import get_store, set_store
 from translator.compiler import compile_plan
@@ -61,8 +62,11 @@ def open_session(settings: Settings | None = None, *, concurrency: int = 4) -> I
     if settings.broker_url is None:
         store = configure_embedded(app)
         app.loader.import_default_modules()
-        with EmbeddedWorker(app, concurrency=concurrency):
-            yield Session(app, store, embedded=True)
+        with contextlib.ExitStack() as services:
+            for path in app.conf.get("translator_embedded_services") or []:
+                services.enter_context(symbol_by_name(path)())
+            with EmbeddedWorker(app, concurrency=concurrency):
+                yield Session(app, store, embedded=True)
         set_store(None)
         return
     check_broker(app)
