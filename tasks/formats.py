@@ -74,3 +74,56 @@ def output_format(name: object) -> ImageFormat:
     if not build_supports(fmt.coder):
         raise NonRetryableError(f"outputFormat {key} is not supported by this ImageMagick build")
     return fmt
+
+
+def declared_size(data: bytes, fmt: ImageFormat) -> tuple[int, int] | None:
+    """Width and height from the file header, without decoding (None when not found).
+
+    Used to refuse decompression bombs with a clear message before ImageMagick sees the file.
+    """
+    try:
+        if fmt.name == "png" and data[12:16] == b"IHDR":
+            return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        if fmt.name == "gif":
+            return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+        if fmt.name == "bmp":
+            return abs(int.from_bytes(data[18:22], "little", signed=True)), abs(
+                int.from_bytes(data[22:26], "little", signed=True)
+            )
+        if fmt.name == "jpeg":
+            return _jpeg_size(data)
+        if fmt.name == "webp":
+            return _webp_size(data)
+    except (IndexError, ValueError):
+        return None
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            height = int.from_bytes(data[i + 5 : i + 7], "big")
+            width = int.from_bytes(data[i + 7 : i + 9], "big")
+            return width, height
+        i += 2 + length
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    if chunk == b"VP8L":
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 ":
+        return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
+    return None

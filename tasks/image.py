@@ -23,7 +23,7 @@ from typing import Any
 from celery.signals import worker_process_init
 
 from tasks.config import ImageSettings, settings
-from tasks.formats import FORMATS, ImageFormat, output_format, sniff
+from tasks.formats import FORMATS, ImageFormat, declared_size, output_format, sniff
 from tasks.sources import load_source
 from translator import NonRetryableError, worker_task
 
@@ -114,6 +114,17 @@ def write_unique(directory: Path, data: bytes, extension: str) -> Path:
 ANIMATED_OUTPUTS = ("gif", "webp")
 
 
+def check_size(width: int, height: int, config: ImageSettings) -> None:
+    """Refuse images whose pixels would not fit the limits (decompression bombs)."""
+    if width < 1 or height < 1:
+        raise NonRetryableError(f"the image declares {width}x{height} pixels")
+    if max(width, height) > config.max_input_side or width * height > config.max_input_pixels:
+        raise NonRetryableError(
+            f"the image declares {width}x{height} pixels, over the limit "
+            f"({config.max_input_side} per side, {config.max_input_pixels} pixels in all)"
+        )
+
+
 def _render(image: Any, target: ImageFormat, box: tuple[int, int], keep: bool) -> tuple[bytes, int, int]:
     animated = len(image.sequence) > 1
     if animated:
@@ -143,23 +154,24 @@ def convert(
     from wand.image import Image
 
     apply_limits(config)
+    declared = declared_size(data, source)
+    if declared is not None:
+        check_size(*declared, config)
     with warnings.catch_warnings():
         warnings.simplefilter("error", WandWarning)  # a truncated or damaged file is an error
         try:
             with Image.ping(blob=data, format=source.coder) as probe:
-                width, height = probe.width, probe.height
-            if max(width, height) > config.max_input_side or width * height > config.max_input_pixels:
-                raise NonRetryableError(
-                    f"the image declares {width}x{height} pixels, over the limit "
-                    f"({config.max_input_side} per side, {config.max_input_pixels} in all)"
-                )
+                check_size(probe.width, probe.height, config)
             with Image(blob=data, format=source.coder) as image:
                 if len(image.sequence) > 1 and target.name not in ANIMATED_OUTPUTS:
                     with Image(image=image.sequence[0]) as first:  # a still output: the first frame
                         return _render(first, target, box, keep)
                 return _render(image, target, box, keep)
         except (WandException, WandWarning) as exc:
-            raise NonRetryableError(f"cannot convert the image: {exc}") from None
+            raise NonRetryableError(
+                f"cannot decode the {source.coder} image: the file is damaged, truncated or over "
+                f"ImageMagick's limits ({exc})"
+            ) from None
 
 
 @worker_task("image_convert_resize")

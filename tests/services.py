@@ -117,7 +117,7 @@ def celery_worker(
     broker_url: str,
     log: Path,
     *,
-    modules: str = "tests.runtime_workers",
+    modules: str | None = "tests.runtime_workers",
     concurrency: int = 4,
     pool: str = "prefork",
     name: str = "test",
@@ -137,10 +137,9 @@ def celery_worker(
         "INFO",
         "-n",
         f"{name}-{os.getpid()}@%h",
-        "-I",
-        modules,
         "--without-mingle",
         "--without-gossip",
+        *(["-I", modules] if modules else []),
     ]
     handle = log.open("wb")
     process = subprocess.Popen(
@@ -163,3 +162,55 @@ def celery_worker(
     finally:
         worker.stop()
         handle.close()
+
+
+@contextmanager
+def s3_server(bucket: str = "translator-images") -> Iterator[dict[str, str]]:
+    """moto's S3 server on loopback (real HTTP); yields the environment that points boto3 at it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "test-key",
+        "AWS_SECRET_ACCESS_KEY": "test-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "TRANSLATOR_S3_BUCKET": bucket,
+    }
+    client = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL_S3"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=bucket)
+    try:
+        yield env
+    finally:
+        server.stop()
+
+
+@contextmanager
+def http_server(directory: Path) -> Iterator[str]:
+    """A static HTTP server for ``directory`` on loopback; yields its base URL."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(directory))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,230 @@
+"""The seed's image pipeline end to end: a private redis-server, a real ``celery -A tasks worker``
+(prefork), real ImageMagick through Wand, boto3 over HTTP to moto's S3 server, images served over
+HTTP on loopback; and every kind of bad input refused with a clear reason."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from celery import Celery
+from wand.image import Image
+
+from tasks.formats import sniff
+from tests.services import ROOT, celery_worker, http_server, redis_server, redis_server_binary, s3_server
+from translator.celery_app import install
+from translator.runner import Session, prepare, submit, wait
+from translator.state import RedisStore
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(redis_server_binary() is None, reason="redis-server not installed"),
+]
+
+WORKFLOW = ROOT / "definitions" / "image_convert_resize.json"
+SAMPLE = ROOT / "examples" / "sample.png"
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def bomb_png(side: int = 30000) -> bytes:
+    """A tiny PNG that declares side x side pixels."""
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    base = tmp_path_factory.mktemp("pipeline")
+    inputs, shared, served = base / "input", base / "shared", base / "served"
+    for directory in (inputs, shared, served):
+        directory.mkdir()
+    sample = SAMPLE.read_bytes()
+    (served / "sample.png").write_bytes(sample)
+    (inputs / "sample.png").write_bytes(sample)
+    (inputs / "notes.txt").write_text("this is not an image\n" * 20)
+    (inputs / "truncated.png").write_bytes(sample[: len(sample) * 6 // 10])
+    (inputs / "bomb.png").write_bytes(bomb_png())
+    with Image(filename=str(SAMPLE)) as image:
+        for fmt in ("jpeg", "gif", "webp", "bmp", "tiff"):
+            (inputs / f"sample.{fmt}").write_bytes(image.make_blob(fmt.upper()))
+        with image.clone() as wide:
+            wide.resize(900, 600)
+            (inputs / "wide.png").write_bytes(wide.make_blob("PNG"))
+    with (
+        redis_server(base / "redis") as url,
+        s3_server() as s3_env,
+        http_server(served) as web,
+    ):
+        port = web.rsplit(":", 1)[1]
+        env = {
+            **s3_env,
+            "TRANSLATOR_SHARED_DIR": str(shared),
+            "TRANSLATOR_INPUT_ROOT": str(inputs),
+            "TRANSLATOR_FETCH_ALLOW": f"127.0.0.1:{port}",
+        }
+        with celery_worker(url, base / "worker.log", modules=None, concurrency=2, extra_env=env) as worker:
+            client = Celery("image-tests", broker=url)
+            client.conf.update(task_serializer="json", accept_content=["json"])
+            install(client)
+            s3 = boto3.client(
+                "s3",
+                endpoint_url=s3_env["AWS_ENDPOINT_URL_S3"],
+                aws_access_key_id=s3_env["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=s3_env["AWS_SECRET_ACCESS_KEY"],
+                region_name="us-east-1",
+            )
+            yield Pipeline(Session(client, RedisStore(url), embedded=False), s3, web, url, worker, shared)
+
+
+@dataclass
+class Pipeline:
+    session: Session
+    s3: Any
+    web: str
+    redis_url: str
+    worker: Any
+    shared: Path
+
+    def __post_init__(self) -> None:
+        self.plan = prepare(WORKFLOW)
+
+    def run(self, file_location: Any, fmt: Any = "gif", width: Any = 300, height: Any = 300, **extra: Any):
+        size = {"width": width, "height": height}
+        recipe: dict[str, Any] = {"outputFormat": fmt, "outputSize": size, **extra}
+        workflow_input: dict[str, Any] = {"recipeParameters": recipe}
+        if file_location is not None:
+            workflow_input["fileLocation"] = file_location
+        wf_id = submit(self.session, self.plan, workflow_input)
+        return wait(self.session.store, wf_id, timeout=60)
+
+    def objects(self) -> list[str]:
+        listing = self.s3.list_objects_v2(Bucket="translator-images")
+        return sorted(item["Key"] for item in listing.get("Contents", []))
+
+    def fetch(self, key: str) -> bytes:
+        return self.s3.get_object(Bucket="translator-images", Key=key)["Body"].read()
+
+
+def test_seed_input_png_url_to_300px_gif_uploaded_to_s3(pipeline):
+    execution = pipeline.run(f"{pipeline.web}/sample.png", "gif", 300, 300)
+    assert execution["status"] == "COMPLETED", execution.get("reasonForIncompletion")
+    output = execution["output"]
+    assert output["s3Url"].startswith("s3://translator-images/images/") and output["s3Url"].endswith(".gif")
+    key = output["s3Url"].split("/", 3)[3]
+    assert output["fileLocation"] == f"{pipeline.s3.meta.endpoint_url}/translator-images/{key}"
+    head = pipeline.s3.head_object(Bucket="translator-images", Key=key)
+    assert head["ContentType"] == "image/gif"
+    with Image(blob=pipeline.fetch(key)) as uploaded:
+        assert uploaded.format == "GIF"
+        assert uploaded.size == (300, 300)
+    assert (output["width"], output["height"], output["format"]) == (300, 300, "gif")
+    resize = next(t for t in execution["tasks"] if t["referenceTaskName"] == "image_convert_resize_ref")
+    local = Path(resize["outputData"]["fileLocation"])
+    assert local.parent == pipeline.shared and local.read_bytes() == pipeline.fetch(key)
+
+
+def test_repeated_upload_is_idempotent(pipeline):
+    first = pipeline.run("sample.png", "png", 100, 100)
+    before = pipeline.objects()
+    second = pipeline.run("sample.png", "png", 100, 100)
+    assert first["output"]["s3Url"] == second["output"]["s3Url"]
+    assert pipeline.objects() == before
+
+
+@pytest.mark.parametrize(
+    ("source", "fmt", "expected"),
+    [
+        ("sample.png", "gif", "GIF"),
+        ("sample.jpeg", "png", "PNG"),
+        ("sample.gif", "jpg", "JPEG"),
+        ("sample.webp", "webp", "WEBP"),
+        ("sample.bmp", "jpeg", "JPEG"),
+        ("sample.tiff", "png", "PNG"),
+        ("sample.png", "tiff", "TIFF"),
+        ("sample.png", "avif", "AVIF"),
+    ],
+)
+def test_format_matrix(pipeline, source, fmt, expected):
+    execution = pipeline.run(source, fmt, 120, 120)
+    assert execution["status"] == "COMPLETED", execution.get("reasonForIncompletion")
+    key = execution["output"]["s3Url"].split("/", 3)[3]
+    data = pipeline.fetch(key)
+    assert sniff(data).coder == expected  # ImageMagick 6 names AVIF "HEIC": check the bytes
+    with Image(blob=data) as uploaded:
+        assert uploaded.size == (120, 120)
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "extra", "size"),
+    [
+        (300, 300, {}, (300, 200)),  # fit inside the box, aspect kept (the default)
+        (300, 300, {"maintainAspectRatio": True}, (300, 200)),
+        (300, 300, {"maintainAspectRatio": False}, (300, 300)),  # stretched
+        ("450", "100", {}, (150, 100)),  # numbers as numeric strings
+        (1800, 1800, {}, (1800, 1200)),  # enlarging
+    ],
+)
+def test_aspect_ratio(pipeline, width, height, extra, size):
+    execution = pipeline.run("wide.png", "png", width, height, **extra)
+    assert execution["status"] == "COMPLETED", execution.get("reasonForIncompletion")
+    assert (execution["output"]["width"], execution["output"]["height"]) == size
+
+
+BAD_INPUTS = [
+    ("non-image bytes", {"file_location": "notes.txt"}, "is not an image in an accepted format"),
+    ("truncated PNG", {"file_location": "truncated.png"}, "cannot decode the PNG image"),
+    ("decompression bomb", {"file_location": "bomb.png"}, "declares 30000x30000 pixels, over the limit"),
+    (
+        "cloud metadata address",
+        {"file_location": "http://169.254.169.254/latest/meta-data/"},
+        "169.254.169.254, which is not a public address",
+    ),
+    ("loopback Redis", {"file_location": "REDIS"}, "127.0.0.1, which is not a public address"),
+    ("file URL", {"file_location": "file:///etc/passwd"}, "scheme file:// is not accepted"),
+    ("absolute path outside the root", {"file_location": "/etc/passwd"}, "is outside the input root"),
+    ("relative escape", {"file_location": "../shared/x.png"}, "is outside the input root"),
+    ("unsupported output format", {"file_location": "sample.png", "fmt": "pdf"}, "unsupported outputFormat"),
+    ("zero width", {"file_location": "sample.png", "width": 0}, "outputWidth must be a whole number"),
+    ("negative height", {"file_location": "sample.png", "height": -5}, "outputHeight must be a whole number"),
+    ("huge size", {"file_location": "sample.png", "width": 10**6}, "outputWidth must be a whole number"),
+    ("not a number", {"file_location": "sample.png", "width": "wide"}, "outputWidth must be a number"),
+    ("missing fileLocation", {"file_location": None}, "fileLocation is missing or empty"),
+    ("missing size", {"file_location": "sample.png", "width": None}, "outputWidth is required"),
+]
+
+
+@pytest.mark.parametrize(("label", "kwargs", "reason"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_input_fails_clearly_and_uploads_nothing(pipeline, label, kwargs, reason):
+    if kwargs.get("file_location") == "REDIS":  # the test's own Redis, on loopback
+        redis_port = pipeline.redis_url.rsplit(":", 1)[1].split("/")[0]
+        kwargs = {**kwargs, "file_location": f"http://127.0.0.1:{redis_port}/"}
+    before = pipeline.objects()
+    execution = pipeline.run(kwargs.pop("file_location"), **kwargs)
+    assert execution["status"] == "FAILED"
+    tasks = execution["tasks"]
+    assert [t["referenceTaskName"] for t in tasks] == ["image_convert_resize_ref"]
+    assert tasks[0]["status"] == "FAILED_WITH_TERMINAL_ERROR"
+    assert reason in tasks[0]["reasonForIncompletion"], tasks[0]["reasonForIncompletion"]
+    assert reason in execution["reasonForIncompletion"]
+    assert pipeline.objects() == before
+    assert pipeline.worker.process.poll() is None  # the worker survived
+
+
+def test_worker_still_serves_after_bad_inputs(pipeline):
+    execution = pipeline.run("sample.png", "gif", 64, 64)
+    assert execution["status"] == "COMPLETED"
+    assert pipeline.worker.process.poll() is None
