@@ -214,3 +214,36 @@ def http_server(directory: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def flower(broker_url: str, log: Path, *, user: str, password: str) -> Iterator[str]:
+    """``celery -A tasks flower`` with basic auth from the environment; yields its base URL."""
+    import urllib.request
+
+    port = free_port()
+    env = service_env(broker_url, FLOWER_BASIC_AUTH=f"{user}:{password}")
+    args = [str(VENV_BIN / "celery"), "-A", "tasks", "flower", f"--port={port}", "--address=127.0.0.1"]
+    handle = log.open("wb")
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/healthcheck", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"flower did not start:\n{log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        handle.close()

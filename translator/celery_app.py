@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 from celery import Celery
+from celery.app.amqp import AMQP
 
 from translator.runtime import Outcome, execute_step
 from translator.settings import DEFAULT_BROKER_URL
@@ -68,10 +69,29 @@ def _next_ref(chain: list[dict[str, Any]] | None) -> str | None:
     return (following.get("kwargs") or {}).get("ref")
 
 
+class ShadowNamedEvents(AMQP):
+    """Celery's AMQP helper, with ``task-sent`` events named by the task's shadow.
+
+    Celery names ``task-received`` events (and Flower's rows) by the shadow, but ``task-sent`` by the
+    real task name. The sent event of a chain's next step, published by the worker that ran the
+    previous one, can reach Flower after the step was received, and would rename the row
+    ``translator.step``. With this, every event of a step carries its Conductor task name.
+    """
+
+    def as_task_v2(self, *args: Any, **kwargs: Any) -> Any:
+        message = super().as_task_v2(*args, **kwargs)
+        shadow = message.headers.get("shadow")
+        if shadow and isinstance(message.sent_event, dict):
+            message.sent_event["name"] = shadow
+        return message
+
+
 def install(app: Celery) -> None:
     """Register translator's tasks on ``app`` (idempotent)."""
     if STEP_TASK in app.tasks:
         return
+    if "amqp" not in app.__dict__:  # not created yet: use the shadow-aware one
+        app.amqp_cls = ShadowNamedEvents
 
     @app.task(bind=True, name=STEP_TASK, ignore_result=True, max_retries=None, acks_late=True)
     def step(self: Any, *, wf: str, ref: str) -> None:

@@ -1,0 +1,73 @@
+"""Flower shows each workflow's steps under their Conductor names, searchable by ``wf=<id>``.
+
+Real Flower (``celery -A tasks flower``) with basic auth from the environment, a private
+redis-server and a real worker; checked through Flower's HTTP API."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+from celery import Celery
+
+from tests.services import ROOT, celery_worker, flower, redis_server, redis_server_binary
+from translator.celery_app import install
+from translator.runner import Session, prepare, submit, wait
+from translator.state import RedisStore
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(redis_server_binary() is None, reason="redis-server not installed"),
+]
+
+USER, PASSWORD = "ops", "flower-test-secret"
+
+
+def _get(url: str, auth: bool = True):
+    request = urllib.request.Request(url)
+    if auth:
+        token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_flower_lists_conductor_task_names_by_workflow(tmp_path):
+    with (
+        redis_server(tmp_path / "redis") as url,
+        flower(url, tmp_path / "flower.log", user=USER, password=PASSWORD) as base,
+        celery_worker(url, tmp_path / "worker.log") as _worker,
+    ):
+        client = Celery("flower-test", broker=url)
+        client.conf.update(task_serializer="json", accept_content=["json"])
+        install(client)
+        store = RedisStore(url)
+        session = Session(client, store, embedded=False)
+        wf_id = submit(session, prepare(ROOT / "tests" / "fixtures" / "runtime" / "pair.json"), {"i": 1})
+        assert wait(store, wf_id, timeout=60)["status"] == "COMPLETED"
+
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _get(f"{base}/api/tasks", auth=False)
+        assert refused.value.code == 401
+
+        query = urllib.parse.urlencode({"search": f"wf={wf_id}"})
+        deadline = time.monotonic() + 30
+        while True:
+            found = _get(f"{base}/api/tasks?{query}")
+            rows = sorted(found.values(), key=lambda row: row.get("received") or 0)
+            if len(rows) == 2 and all(row.get("state") == "SUCCESS" for row in rows):
+                break
+            assert time.monotonic() < deadline, f"Flower shows {found}"
+            time.sleep(0.5)
+        assert [row["name"] for row in rows] == ["add", "echo"]
+        assert [row["kwargs"] for row in rows] == [f"wf={wf_id} ref=s", f"wf={wf_id} ref=e"]
+        assert {row["uuid"] for row in rows} == set(found)
+        by_field = _get(f"{base}/api/tasks?" + urllib.parse.urlencode({"search": f"kwargs:{wf_id}"}))
+        assert set(by_field) == set(found)
+        types = _get(f"{base}/api/task/types")["task-types"]
+        assert {"add", "echo"} <= set(types)
