@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-import sys
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -144,7 +143,7 @@ def upload_to_s3(fileLocation: str, bucket: str | None = None, prefix: str | Non
 
 
 def ensure_bucket(bucket: str | None = None) -> str:
-    """Create the bucket if it does not exist (the docker-compose init step runs this)."""
+    """Create the bucket if it does not exist (``python -m tasks ensure-bucket``)."""
     from botocore.exceptions import ClientError
 
     bucket = bucket or settings().s3_bucket
@@ -155,27 +154,3 @@ def ensure_bucket(bucket: str | None = None) -> str:
     except ClientError:
         client.create_bucket(Bucket=bucket)
         return f"bucket {bucket} created"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m tasks.s3 ensure-bucket [BUCKET]``: wait for S3, then create the bucket."""
-    import time
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] != "ensure-bucket":
-        print("usage: python -m tasks.s3 ensure-bucket [BUCKET]", file=sys.stderr)
-        return 2
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            print(ensure_bucket(args[1] if len(args) > 1 else None))
-            return 0
-        except Exception as exc:
-            if time.monotonic() > deadline:
-                print(f"error: S3 not ready after 120 s: {exc}", file=sys.stderr)
-                return 1
-            time.sleep(2)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
