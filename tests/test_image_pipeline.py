@@ -4,7 +4,11 @@ HTTP on loopback; and every kind of bad input refused with a clear reason."""
 
 from __future__ import annotations
 
+import json
+import os
 import struct
+import subprocess
+import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,3 +232,63 @@ def test_worker_still_serves_after_bad_inputs(pipeline):
     execution = pipeline.run("sample.png", "gif", 64, 64)
     assert execution["status"] == "COMPLETED"
     assert pipeline.worker.process.poll() is None
+
+
+BLOG = ROOT / "tests" / "fixtures" / "blog"
+
+
+def _embedded_run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "TRANSLATOR_", "AWS_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "translator", "run", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_blog_workflow_verbatim_says_what_to_fix():
+    result = _embedded_run(str(BLOG / "workflow.json"), "--input", str(BLOG / "in.json"))
+    assert result.returncode == 1
+    assert (
+        "image_convert_resize.json:/responseTimeoutSeconds: error timeout-order: TaskDef: "
+        "image_convert_resize responseTimeoutSeconds: 60 must be less than timeoutSeconds: 30 "
+        "(fix: lower responseTimeoutSeconds to at most timeoutSeconds, or raise timeoutSeconds)"
+    ) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_blog_curl_variant_names_the_task_without_a_worker():
+    result = _embedded_run(
+        str(ROOT / "tests" / "fixtures" / "blog_curl" / "workflow_curl_body.json"),
+        "--input",
+        str(BLOG / "in.json"),
+        "--taskdefs",
+        str(ROOT / "definitions" / "taskdefs"),
+    )
+    assert result.returncode == 2
+    assert "no worker function for task(s) image_toS3 (did you mean upload_toS3?)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_readme_run_command_on_the_embedded_default(tmp_path):
+    """The README's main job: nothing configured, embedded worker, local S3 server, image on disk."""
+    result = _embedded_run(
+        "definitions/image_convert_resize.json",
+        "--input",
+        "examples/in.json",
+        TRANSLATOR_SHARED_DIR=str(tmp_path / "shared"),
+        AWS_CONFIG_FILE=str(tmp_path / "none"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+    )
+    assert result.returncode == 0, result.stderr
+    output = json.loads(result.stdout)
+    assert output["s3Url"].startswith("s3://translator-images/images/")
+    assert "using a local S3 server" in result.stderr
+    local = Path(output["localFile"])
+    assert local.parent == tmp_path / "shared"
+    with Image(filename=str(local)) as image:
+        assert (image.format, image.size) == ("GIF", (300, 300))

@@ -71,7 +71,8 @@ INVALID = [
         (
             "/responseTimeoutSeconds",
             "timeout-order",
-            "TaskDef: t responseTimeoutSeconds: 20 must be less than timeoutSeconds: 10",
+            "TaskDef: t responseTimeoutSeconds: 20 must be less than timeoutSeconds: 10 (fix: lower "
+            "responseTimeoutSeconds to at most timeoutSeconds, or raise timeoutSeconds)",
         ),
     ),
     (
@@ -80,7 +81,8 @@ INVALID = [
         (
             "/0/timeoutSeconds",
             "timeout-order",
-            "TaskDef: t timeoutSeconds: 10 must be less than or equal to totalTimeoutSeconds: 8",
+            "TaskDef: t timeoutSeconds: 10 must be less than or equal to totalTimeoutSeconds: 8 (fix: "
+            "raise totalTimeoutSeconds or lower timeoutSeconds)",
         ),
     ),
     (
@@ -375,6 +377,7 @@ def test_project_image_workflow_is_valid():
 
 
 BLOG = FIXTURES / "blog"
+BLOG_CURL = FIXTURES / "blog_curl"
 
 
 def test_blog_workflow_verbatim_gives_precise_issues():
@@ -387,7 +390,7 @@ def test_blog_workflow_verbatim_gives_precise_issues():
 
 
 def test_blog_curl_variant_names_the_missing_task_definition():
-    issues = check_file(BLOG / "workflow_curl_body.json", [BLOG / "taskdefs_curl_body.json"])
+    issues = check_file(BLOG_CURL / "workflow_curl_body.json", [BLOG_CURL / "taskdefs_curl_body.json"])
     rendered = [(Path(i.file).name, i.pointer, i.level.value, i.code) for i in issues]
     assert ("workflow_curl_body.json", "/tasks/1/name", "warning", "missing-taskdef") in rendered
     assert ("taskdefs_curl_body.json", "/0/responseTimeoutSeconds", "error", "timeout-order") in (rendered)

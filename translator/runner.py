@@ -9,6 +9,7 @@ embedded Celery worker in this process (see :mod:`translator.embedded`).
 from __future__ import annotations
 
 import contextlib
+import difflib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from translator.settings import Settings
 from translator.state import RedisStore, StateStore, StoreUnavailable, safe_url
 from translator.status import WorkflowStatus
 from translator.validate import load_valid_workflow
-from translator.workers import get_worker
+from translator.workers import get_worker, registered_task_names
 
 CONNECT_TIMEOUT = 4.0
 ProgressCallback = Callable[[dict[str, Any]], None]
@@ -99,15 +100,26 @@ def missing_workers(plan: Plan) -> list[str]:
     return sorted({s.name for s in plan.steps() if get_worker(s.name) is None})
 
 
+def missing_workers_message(missing: list[str]) -> str:
+    """Which task names have no worker, with the closest registered names."""
+    known = registered_task_names()
+    described = []
+    for name in missing:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+        described.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return (
+        f"no worker function for task(s) {', '.join(described)}: rename the task in the workflow to "
+        "one that has a worker, or define it with @translator.worker_task(...) in a module listed in "
+        f"TRANSLATOR_WORKER_MODULES. Workers here: {', '.join(known) or 'none'}"
+    )
+
+
 def submit(session: Session, plan: Plan, workflow_input: dict[str, Any]) -> str:
     """Create the execution and send its canvas; returns the workflow id."""
     if session.embedded:
         missing = missing_workers(plan)
         if missing:
-            raise UsageError(
-                f"no worker function for task(s) {', '.join(missing)}: define them with "
-                "@translator.worker_task(...) in a module listed in TRANSLATOR_WORKER_MODULES"
-            )
+            raise UsageError(missing_workers_message(missing))
     wf_id = new_workflow_id()
     canvas = compile_plan(plan, wf_id, session.app)
     start_workflow(session.store, plan, workflow_input, workflow_id=wf_id)

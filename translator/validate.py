@@ -584,7 +584,8 @@ def validate_taskdef(td: TaskDef, base: str = "", inline: bool = False) -> list[
                 join(base, "responseTimeoutSeconds"),
                 "timeout-order",
                 f"TaskDef: {td.name} responseTimeoutSeconds: {td.responseTimeoutSeconds} must be "
-                f"less than timeoutSeconds: {td.timeoutSeconds}",
+                f"less than timeoutSeconds: {td.timeoutSeconds} (fix: lower responseTimeoutSeconds "
+                "to at most timeoutSeconds, or raise timeoutSeconds)",
             )
         )
     if td.timeoutSeconds > 0 and td.totalTimeoutSeconds > 0 and td.timeoutSeconds > td.totalTimeoutSeconds:
@@ -593,7 +594,8 @@ def validate_taskdef(td: TaskDef, base: str = "", inline: bool = False) -> list[
                 join(base, "timeoutSeconds"),
                 "timeout-order",
                 f"TaskDef: {td.name} timeoutSeconds: {td.timeoutSeconds} must be less than or "
-                f"equal to totalTimeoutSeconds: {td.totalTimeoutSeconds}",
+                f"equal to totalTimeoutSeconds: {td.totalTimeoutSeconds} (fix: raise "
+                "totalTimeoutSeconds or lower timeoutSeconds)",
             )
         )
     if td.ownerEmail and not _EMAIL.match(td.ownerEmail):
