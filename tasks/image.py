@@ -126,15 +126,17 @@ def check_size(width: int, height: int, config: ImageSettings) -> None:
 
 
 def _render(image: Any, target: ImageFormat, box: tuple[int, int], keep: bool) -> tuple[bytes, int, int]:
+    # ImageMagick's default resize filter (Lanczos when shrinking, Mitchell when enlarging or with
+    # transparency), as `convert -resize` uses: the output matches the command line's.
     animated = len(image.sequence) > 1
     if animated:
         image.coalesce()
     width, height = fit(image.width, image.height, box[0], box[1], keep)
     if animated:
         for frame in image.sequence:
-            frame.resize(width, height, filter="lanczos")
+            frame.resize(width, height)
     else:
-        image.resize(width, height, filter="lanczos")
+        image.resize(width, height)
     image.strip()
     if target.name in QUALITY:
         image.compression_quality = QUALITY[target.name]

@@ -167,9 +167,12 @@ def celery_worker(
 @contextmanager
 def s3_server(bucket: str = "translator-images") -> Iterator[dict[str, str]]:
     """moto's S3 server on loopback (real HTTP); yields the environment that points boto3 at it."""
+    import logging
+
     import boto3
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
