@@ -7,19 +7,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from translator.errors import UsageError
+from translator.settings import env_int
 
 MIB = 1024 * 1024
-
-
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise UsageError(f"{name} must be an integer, got {raw!r}") from None
 
 
 def _flag(name: str) -> bool:
@@ -57,16 +47,16 @@ class ImageSettings:
         return cls(
             shared_dir=shared,
             input_root=root,
-            fetch_timeout=float(_int("TRANSLATOR_FETCH_TIMEOUT", 10)),
-            fetch_max_bytes=_int("TRANSLATOR_FETCH_MAX_BYTES", 25 * MIB),
+            fetch_timeout=float(env_int("TRANSLATOR_FETCH_TIMEOUT", 10)),
+            fetch_max_bytes=env_int("TRANSLATOR_FETCH_MAX_BYTES", 25 * MIB),
             fetch_allow=allow,
-            max_input_side=_int("TRANSLATOR_IMAGE_MAX_SIDE", 12000),
-            max_input_pixels=_int("TRANSLATOR_IMAGE_MAX_PIXELS", 50_000_000),
-            max_output_side=_int("TRANSLATOR_IMAGE_MAX_OUTPUT_SIDE", 8000),
-            magick_memory=_int("TRANSLATOR_IMAGE_MEMORY", 256 * MIB),
-            magick_map=_int("TRANSLATOR_IMAGE_MAP", 512 * MIB),
-            magick_disk=_int("TRANSLATOR_IMAGE_DISK", 1024 * MIB),
-            magick_threads=_int("TRANSLATOR_IMAGE_THREADS", 1),
+            max_input_side=env_int("TRANSLATOR_IMAGE_MAX_SIDE", 12000),
+            max_input_pixels=env_int("TRANSLATOR_IMAGE_MAX_PIXELS", 50_000_000),
+            max_output_side=env_int("TRANSLATOR_IMAGE_MAX_OUTPUT_SIDE", 8000),
+            magick_memory=env_int("TRANSLATOR_IMAGE_MEMORY", 256 * MIB),
+            magick_map=env_int("TRANSLATOR_IMAGE_MAP", 512 * MIB),
+            magick_disk=env_int("TRANSLATOR_IMAGE_DISK", 1024 * MIB),
+            magick_threads=env_int("TRANSLATOR_IMAGE_THREADS", 1),
             s3_bucket=os.environ.get("TRANSLATOR_S3_BUCKET", "translator-images"),
             s3_prefix=prefix,
             s3_delete_local=_flag("TRANSLATOR_S3_DELETE_LOCAL"),

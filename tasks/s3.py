@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from tasks.config import settings
 from tasks.formats import sniff
-from tasks.sources import inside
+from tasks.sources import file_under
 from translator import NonRetryableError, worker_task
 
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
@@ -70,14 +70,7 @@ def shared_file(location: object) -> Path:
     """A file of the shared volume (nothing else on the worker may be uploaded)."""
     if not isinstance(location, str) or not location.strip():
         raise NonRetryableError("fileLocation is missing or empty")
-    root = settings().shared_dir
-    path = Path(location)
-    path = (path if path.is_absolute() else root / path).resolve()
-    if not inside(path, root):
-        raise NonRetryableError(f"{location} is not in the shared directory {root} (TRANSLATOR_SHARED_DIR)")
-    if not path.is_file():
-        raise NonRetryableError(f"{location}: no such file in the shared directory")
-    return path
+    return file_under(location, settings().shared_dir, "TRANSLATOR_SHARED_DIR")
 
 
 def _digest(path: Path) -> tuple[str, int, bytes]:

@@ -53,22 +53,24 @@ def load_source(location: object, settings: ImageSettings) -> bytes:
 # Local paths
 
 
-def inside(path: Path, root: Path) -> bool:
+def file_under(location: str, root: Path, setting: str) -> Path:
+    """The regular file ``location`` (absolute, or relative to ``root``) if it lies under ``root``.
+
+    Symbolic links are resolved first, so a link cannot lead outside the root.
+    """
+    candidate = Path(location)
+    path = (candidate if candidate.is_absolute() else root / candidate).resolve()
     try:
         path.relative_to(root)
     except ValueError:
-        return False
-    return True
+        raise FetchRefused(f"{location} is outside the {setting} directory {root}") from None
+    if not path.is_file():
+        raise FetchRefused(f"{location}: no such file under {root}")
+    return path
 
 
 def read_local(location: str, settings: ImageSettings) -> bytes:
-    root = settings.input_root
-    candidate = Path(location)
-    path = (candidate if candidate.is_absolute() else root / candidate).resolve()
-    if not inside(path, root):
-        raise FetchRefused(f"{location} is outside the input root {root} (TRANSLATOR_INPUT_ROOT)")
-    if not path.is_file():
-        raise FetchRefused(f"{location}: no such file under {root}")
+    path = file_under(location, settings.input_root, "TRANSLATOR_INPUT_ROOT")
     size = path.stat().st_size
     if size > settings.fetch_max_bytes:
         raise FetchRefused(f"{location} is {size} bytes, over the limit of {settings.fetch_max_bytes}")

@@ -164,12 +164,24 @@ def celery_worker(
         handle.close()
 
 
+def s3_client_for(env: dict[str, str]):
+    """A boto3 S3 client for the environment ``s3_server`` yields."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL_S3"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+    )
+
+
 @contextmanager
 def s3_server(bucket: str = "translator-images") -> Iterator[dict[str, str]]:
     """moto's S3 server on loopback (real HTTP); yields the environment that points boto3 at it."""
     import logging
 
-    import boto3
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -183,14 +195,7 @@ def s3_server(bucket: str = "translator-images") -> Iterator[dict[str, str]]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "TRANSLATOR_S3_BUCKET": bucket,
     }
-    client = boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL_S3"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name="us-east-1",
-    )
-    client.create_bucket(Bucket=bucket)
+    s3_client_for(env).create_bucket(Bucket=bucket)
     try:
         yield env
     finally:

@@ -10,10 +10,9 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
-import boto3
 import yaml
 
-from tests.services import ROOT, s3_server
+from tests.services import ROOT, s3_client_for, s3_server
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -133,13 +132,7 @@ def test_bucket_init_command_against_a_real_s3_server():
             check=False,
         )
         assert again.stdout.strip() == "bucket made-by-init exists"
-        client = boto3.client(
-            "s3",
-            endpoint_url=env["AWS_ENDPOINT_URL_S3"],
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            region_name="us-east-1",
-        )
+        client = s3_client_for(env)
         assert {b["Name"] for b in client.list_buckets()["Buckets"]} == {"existing", "made-by-init"}
 
 

@@ -14,13 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from celery import Celery
 from wand.image import Image
 
 from tasks.formats import sniff
-from tests.services import ROOT, celery_worker, http_server, redis_server, redis_server_binary, s3_server
+from tests.services import (
+    ROOT,
+    celery_worker,
+    http_server,
+    redis_server,
+    redis_server_binary,
+    s3_client_for,
+    s3_server,
+)
 from translator.celery_app import install
 from translator.runner import Session, prepare, submit, wait
 from translator.state import RedisStore
@@ -84,13 +91,7 @@ def pipeline(tmp_path_factory):
             client = Celery("image-tests", broker=url)
             client.conf.update(task_serializer="json", accept_content=["json"])
             install(client)
-            s3 = boto3.client(
-                "s3",
-                endpoint_url=s3_env["AWS_ENDPOINT_URL_S3"],
-                aws_access_key_id=s3_env["AWS_ACCESS_KEY_ID"],
-                aws_secret_access_key=s3_env["AWS_SECRET_ACCESS_KEY"],
-                region_name="us-east-1",
-            )
+            s3 = s3_client_for(s3_env)
             yield Pipeline(Session(client, RedisStore(url), embedded=False), s3, web, url, worker, shared)
 
 
@@ -199,8 +200,16 @@ BAD_INPUTS = [
     ),
     ("loopback Redis", {"file_location": "REDIS"}, "127.0.0.1, which is not a public address"),
     ("file URL", {"file_location": "file:///etc/passwd"}, "scheme file:// is not accepted"),
-    ("absolute path outside the root", {"file_location": "/etc/passwd"}, "is outside the input root"),
-    ("relative escape", {"file_location": "../shared/x.png"}, "is outside the input root"),
+    (
+        "absolute path outside the root",
+        {"file_location": "/etc/passwd"},
+        "is outside the TRANSLATOR_INPUT_ROOT directory",
+    ),
+    (
+        "relative escape",
+        {"file_location": "../shared/x.png"},
+        "is outside the TRANSLATOR_INPUT_ROOT directory",
+    ),
     ("unsupported output format", {"file_location": "sample.png", "fmt": "pdf"}, "unsupported outputFormat"),
     ("zero width", {"file_location": "sample.png", "width": 0}, "outputWidth must be a whole number"),
     ("negative height", {"file_location": "sample.png", "height": -5}, "outputHeight must be a whole number"),

@@ -20,6 +20,7 @@ from translator.errors import DefinitionError
 from translator.issues import Issue, error
 from translator.loader import WorkflowBundle
 from translator.model import TaskDef, WorkflowDef, WorkflowTask
+from translator.retry import RetryDelay, retry_delay
 from translator.tasktypes import SUPPORTED_TYPES, TaskType
 
 
@@ -47,6 +48,17 @@ class Policy:
     optional: bool
     permissive: bool
     start_delay: int
+
+    def retry_delay(self, attempt: int, *, jitter: bool = True) -> RetryDelay:
+        """Conductor's delay before the retry that follows failed attempt ``attempt``."""
+        return retry_delay(
+            self.retry_logic,
+            self.retry_delay_seconds,
+            attempt,
+            backoff_scale_factor=self.backoff_scale_factor,
+            max_retry_delay_seconds=self.max_retry_delay_seconds,
+            backoff_jitter_ms=self.backoff_jitter_ms if jitter else 0,
+        )
 
     @classmethod
     def of(cls, task: WorkflowTask, taskdef: TaskDef) -> Policy:
@@ -183,18 +195,10 @@ def build_plan(bundle: WorkflowBundle) -> Plan:
 
 def longest_countdown(step: Step) -> int:
     """The longest delay, in seconds, before any attempt of ``step`` (startDelay or a retry delay)."""
-    from translator.retry import retry_delay
-
     policy = step.policy
     longest = policy.start_delay
     for attempt in range(policy.retry_count):
-        delay = retry_delay(
-            policy.retry_logic,
-            policy.retry_delay_seconds,
-            attempt,
-            backoff_scale_factor=policy.backoff_scale_factor,
-            max_retry_delay_seconds=policy.max_retry_delay_seconds,
-        )
+        delay = policy.retry_delay(attempt, jitter=False)
         longest = max(longest, delay.seconds + (policy.backoff_jitter_ms + 999) // 1000)
     return longest
 

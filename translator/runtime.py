@@ -28,7 +28,6 @@ from translator.expressions import (
     resolve_task_input,
 )
 from translator.plan import Plan, Step
-from translator.retry import retry_delay
 from translator.state import StateStore, now_ms
 from translator.status import TaskStatus, WorkflowStatus, workflow_status_for_failed_task
 from translator.workers import TaskContext, get_worker
@@ -419,14 +418,7 @@ def _after_failure(run: _Attempt, status: TaskStatus, reason: str) -> StepResult
     record.update(status=status.value, reasonForIncompletion=reason, endTime=now, updateTime=now)
     attempt = record["retryCount"]
     if status.retriable and attempt < policy.retry_count:
-        delay = retry_delay(
-            policy.retry_logic,
-            policy.retry_delay_seconds,
-            attempt,
-            backoff_scale_factor=policy.backoff_scale_factor,
-            max_retry_delay_seconds=policy.max_retry_delay_seconds,
-            backoff_jitter_ms=policy.backoff_jitter_ms,
-        )
+        delay = policy.retry_delay(attempt)
         record["retried"] = True
         retry = scheduled_record(
             run.workflow,

@@ -11,7 +11,8 @@ from translator.state import DEFAULT_TTL
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 
 
-def _int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int:
+    """An integer setting from the environment; a clear error when it is not one."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -49,8 +50,8 @@ class Settings:
             result_backend=backend,
             state_url=state,
             state_prefix=os.environ.get("TRANSLATOR_STATE_PREFIX", "translator:"),
-            state_ttl=_int("TRANSLATOR_STATE_TTL", DEFAULT_TTL),
+            state_ttl=env_int("TRANSLATOR_STATE_TTL", DEFAULT_TTL),
             default_queue=os.environ.get("TRANSLATOR_DEFAULT_QUEUE", "celery"),
-            visibility_timeout=_int("TRANSLATOR_VISIBILITY_TIMEOUT", 4 * 3600),
+            visibility_timeout=env_int("TRANSLATOR_VISIBILITY_TIMEOUT", 4 * 3600),
             worker_modules=modules,
         )
