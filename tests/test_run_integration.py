@@ -68,15 +68,10 @@ class EmbeddedRunner:
     def run(self, name: str, workflow_input: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "TRANSLATOR_"))}
         env.update(TRANSLATOR_WORKER_MODULES="tests.runtime_workers", PYTHONPATH=str(ROOT))
-        result = subprocess.run(
-            [*TRANSLATOR, "run", str(DEFS / f"{name}.json"), "--input", "-", "--full"],
-            input=json.dumps(workflow_input),
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=env,
-            timeout=timeout,
-            check=False,
+        definition = str(DEFS / f"{name}.json")
+        stdin = json.dumps(workflow_input)
+        result = translator_cli(
+            "run", definition, "--input", "-", "--full", env=env, stdin=stdin, timeout=timeout
         )
         assert "Traceback" not in result.stderr, result.stderr
         execution = json.loads(result.stdout)
@@ -90,6 +85,22 @@ def runner(request):
         return EmbeddedRunner()
     request.getfixturevalue("worker")
     return DistributedRunner(request.getfixturevalue("redis_url"))
+
+
+def translator_cli(
+    *args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``translator`` command line in a subprocess."""
+    return subprocess.run(
+        [*TRANSLATOR, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def attempts(execution: dict[str, Any], ref: str) -> list[dict[str, Any]]:
@@ -209,41 +220,15 @@ def test_two_hundred_concurrent_workflows(redis_url, worker):
 def test_cli_run_and_status_against_worker_pool(redis_url, worker):
     env = service_env(redis_url)
     definition = str(DEFS / "pair.json")
-    done = subprocess.run(
-        [*TRANSLATOR, "run", definition, "--input", "-"],
-        input='{"i": 41}',
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    done = translator_cli("run", definition, "--input", "-", env=env, stdin='{"i": 41}')
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"i": 41, "v": 42}
 
-    started = subprocess.run(
-        [*TRANSLATOR, "run", definition, "--input", "-", "--no-wait"],
-        input='{"i": 1}',
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    started = translator_cli("run", definition, "--input", "-", "--no-wait", env=env, stdin='{"i": 1}')
     assert started.returncode == 0, started.stderr
     wf_id = started.stdout.strip()
     wait(RedisStore(redis_url), wf_id, timeout=30)
-    status = subprocess.run(
-        [*TRANSLATOR, "status", wf_id, "--tasks"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    status = translator_cli("status", wf_id, "--tasks", env=env)
     assert status.returncode == 0, status.stderr
     record = json.loads(status.stdout)
     assert record["workflowId"] == wf_id
@@ -252,15 +237,7 @@ def test_cli_run_and_status_against_worker_pool(redis_url, worker):
 
 
 def test_failed_workflow_exit_status_and_reason(redis_url, worker):
-    done = subprocess.run(
-        [*TRANSLATOR, "run", str(DEFS / "terminal.json")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=service_env(redis_url),
-        timeout=60,
-        check=False,
-    )
+    done = translator_cli("run", str(DEFS / "terminal.json"), env=service_env(redis_url))
     assert done.returncode == 1
     assert "FAILED" in done.stderr and "input can never work" in done.stderr
 
@@ -268,16 +245,7 @@ def test_failed_workflow_exit_status_and_reason(redis_url, worker):
 def test_unreachable_broker_is_a_clear_error_within_seconds(tmp_path: Path):
     dead = f"redis://127.0.0.1:{free_port()}/0"
     began = time.monotonic()
-    done = subprocess.run(
-        [*TRANSLATOR, "run", str(DEFS / "pair.json"), "--input", "-"],
-        input="{}",
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=service_env(dead),
-        timeout=60,
-        check=False,
-    )
+    done = translator_cli("run", str(DEFS / "pair.json"), "--input", "-", env=service_env(dead), stdin="{}")
     assert time.monotonic() - began < 15
     assert done.returncode == 1
     assert "cannot reach the Celery broker at" in done.stderr
