@@ -301,3 +301,28 @@ def test_readme_run_command_on_the_embedded_default(tmp_path):
     assert local.parent == tmp_path / "shared"
     with Image(filename=str(local)) as image:
         assert (image.format, image.size) == ("GIF", (300, 300))
+
+
+def test_large_upload_goes_multipart(tmp_path, monkeypatch):
+    """A file over the 8 MiB threshold is uploaded in parts (the S3 ETag says how many)."""
+    from tasks import config, s3
+
+    with s3_server() as env:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("TRANSLATOR_SHARED_DIR", str(tmp_path))
+        config.settings.cache_clear()
+        s3.s3_client.cache_clear()
+        try:
+            big = tmp_path / "big.bin"
+            big.write_bytes(os.urandom(9 * 1024 * 1024))
+            output = s3.upload_to_s3(str(big))
+            assert output["etag"].endswith("-2")  # two parts
+            assert output["bytes"] == 9 * 1024 * 1024
+            assert output["contentType"] == "application/octet-stream"
+            assert s3_client_for(env).head_object(Bucket="translator-images", Key=output["key"])[
+                "ContentLength"
+            ] == (9 * 1024 * 1024)
+        finally:
+            config.settings.cache_clear()
+            s3.s3_client.cache_clear()

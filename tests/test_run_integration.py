@@ -250,3 +250,32 @@ def test_unreachable_broker_is_a_clear_error_within_seconds(tmp_path: Path):
     assert done.returncode == 1
     assert "cannot reach the Celery broker at" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+EMBEDDED_MANY = """
+import json, sys
+from translator.runner import open_session, prepare, submit, wait
+from translator.settings import Settings
+plan = prepare(sys.argv[1])
+with open_session(Settings.from_env(), concurrency=4) as session:
+    ids = {submit(session, plan, {"i": i}): i for i in range(200)}
+    bad = [i for wf_id, i in ids.items()
+           if wait(session.store, wf_id, timeout=180)["output"] != {"i": i, "v": i + 1}]
+print(json.dumps({"embedded": session.embedded, "count": len(ids), "bad": bad}))
+"""
+
+
+def test_two_hundred_concurrent_workflows_embedded():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "TRANSLATOR_"))}
+    env.update(TRANSLATOR_WORKER_MODULES="tests.runtime_workers", PYTHONPATH=str(ROOT))
+    result = subprocess.run(
+        [sys.executable, "-c", EMBEDDED_MANY, str(DEFS / "pair.json")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {"embedded": True, "count": 200, "bad": []}

@@ -83,8 +83,9 @@ def _excerpt(text: str, pos: int) -> str:
     return repr(snippet) if snippet else "end of file"
 
 
-def read_file(path: Path) -> tuple[Any, list[Issue]]:
+def read_file(path: Path | str) -> tuple[Any, list[Issue]]:
     """Read and parse one JSON file; problems become issues (file not set here)."""
+    path = Path(path)
     try:
         data = path.read_bytes()
     except IsADirectoryError:

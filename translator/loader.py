@@ -285,6 +285,8 @@ def default_taskdef_paths(workflow_file: Path) -> list[Path]:
 
 def load_workflow(path: Path, taskdef_paths: Sequence[Path] = (), *, discover: bool = True) -> WorkflowBundle:
     """Load a workflow file and the task/sub-workflow definitions it can use."""
+    path = Path(path)
+    taskdef_paths = [Path(p) for p in taskdef_paths]
     file = str(path)
     data, issues = read_file(path)
     definition: WorkflowDef | None = None

@@ -36,7 +36,7 @@ CONNECT_TIMEOUT = 4.0
 ProgressCallback = Callable[[dict[str, Any]], None]
 
 
-def prepare(definition: Path, taskdefs: list[Path] | None = None) -> Plan:
+def prepare(definition: Path | str, taskdefs: list[Path] | None = None) -> Plan:
     """Load, validate and plan a workflow file (raises DefinitionError with every issue)."""
     return build_plan(load_valid_workflow(definition, taskdefs or []))
 

@@ -638,8 +638,9 @@ def validate_bundle(bundle: WorkflowBundle) -> list[Issue]:
     return _drop_shadowed(issues)
 
 
-def check_file(path: Path, taskdef_paths: list[Path] | None = None) -> list[Issue]:
+def check_file(path: Path | str, taskdef_paths: list[Path] | None = None) -> list[Issue]:
     """Validate one file of any kind (workflow, task definitions, single workflow task)."""
+    path = Path(path)
     data, read_issues = read_file(path)
     if data is None:
         return with_file(read_issues, str(path))
@@ -681,7 +682,7 @@ def check_files(paths: Iterable[Path], taskdef_paths: list[Path] | None = None) 
     return report
 
 
-def load_valid_workflow(path: Path, taskdef_paths: list[Path] | None = None) -> WorkflowBundle:
+def load_valid_workflow(path: Path | str, taskdef_paths: list[Path] | None = None) -> WorkflowBundle:
     """Load a workflow for running: raises DefinitionError listing every error (and warning)."""
     bundle = load_workflow(path, taskdef_paths or [])
     issues = validate_bundle(bundle)
