@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from translator.issues import Issue, error, join, warning
 from translator.jsonsource import read_file
-from translator.model import TaskDef, WorkflowDef, WorkflowTask
+from translator.model import TaskDef, WorkflowDef
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -317,7 +317,3 @@ def load_workflow(path: Path, taskdef_paths: Sequence[Path] = (), *, discover: b
     if definition is not None and definition.name:
         catalog.workflows[(definition.name, definition.version)] = Located(definition, file, "")
     return WorkflowBundle(file, definition, catalog, taskdef_files, with_file(issues, file) + load_issues)
-
-
-def parse_workflow_task(data: Any, base: str = "") -> tuple[WorkflowTask | None, list[Issue]]:
-    return build_model(WorkflowTask, data, base)

@@ -100,9 +100,6 @@ class StateStore(ABC):
     def save_task(self, wf_id: str, task: dict[str, Any]) -> None: ...
 
     @abstractmethod
-    def task(self, wf_id: str, task_id: str) -> dict[str, Any] | None: ...
-
-    @abstractmethod
     def tasks(self, wf_id: str) -> list[dict[str, Any]]:
         """Every task record, in ``seq`` order."""
 
@@ -202,11 +199,6 @@ class MemoryStore(StateStore):
     def save_task(self, wf_id: str, task: dict[str, Any]) -> None:
         with self._lock:
             self._tasks.setdefault(wf_id, {})[task["taskId"]] = json.dumps(task)
-
-    def task(self, wf_id: str, task_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            found = self._tasks.get(wf_id, {}).get(task_id)
-        return json.loads(found) if found else None
 
     def tasks(self, wf_id: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -362,10 +354,6 @@ class RedisStore(StateStore):
             if self.ttl > 0:
                 pipe.expire(key, self.ttl)
             pipe.execute()
-
-    def task(self, wf_id: str, task_id: str) -> dict[str, Any] | None:
-        raw = self.client.hget(self._keys(wf_id)[1], task_id)
-        return json.loads(raw) if raw else None
 
     def tasks(self, wf_id: str) -> list[dict[str, Any]]:
         records = [json.loads(v) for v in self.client.hvals(self._keys(wf_id)[1])]

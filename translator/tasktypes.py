@@ -36,6 +36,3 @@ KNOWN_TYPES = frozenset(t.value for t in TaskType)
 # Types whose semantics the runtime implements. The validator reports every other known type as an
 # explicit "unsupported" error, so that nothing is ever run approximately.
 SUPPORTED_TYPES = frozenset({TaskType.SIMPLE.value})
-
-# Types that Conductor never retries, whatever the task definition says (TaskType.isBuiltIn).
-BUILT_IN_TYPES = frozenset({"DECISION", "SWITCH", "FORK", "FORK_JOIN", "JOIN", "EXCLUSIVE_JOIN", "DO_WHILE"})

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from translator.errors import NonRetryableError, TranslatorError, UsageError
+from translator.errors import NonRetryableError, UsageError
 
 CONTEXT_PARAMETER = "task_context"
 
@@ -120,7 +120,3 @@ def get_worker(task_name: str) -> Worker | None:
 
 def registered_task_names() -> list[str]:
     return sorted(_REGISTRY)
-
-
-class WorkerMissing(TranslatorError):
-    """No worker function is registered for a task name in this process."""
