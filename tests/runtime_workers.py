@@ -40,3 +40,13 @@ def terminal_fail() -> dict[str, Any]:
 @worker_task("add")
 def add(a: int, b: int) -> dict[str, Any]:
     return {"sum": a + b}
+
+
+@worker_task("sleepy")
+def sleepy(seconds: float = 0.3) -> dict[str, Any]:
+    """Take some time (for concurrency limits)."""
+    import time
+
+    began = time.time()
+    time.sleep(float(seconds))
+    return {"began": began, "ended": time.time()}

@@ -17,6 +17,7 @@ from typing import Any
 from celery import Celery
 from celery.app.amqp import AMQP
 
+from translator.limits import Limiter, MemoryLimiter, RedisLimiter
 from translator.runtime import Outcome, execute_step
 from translator.settings import DEFAULT_BROKER_URL
 from translator.state import MemoryStore, RedisStore, StateStore
@@ -26,14 +27,28 @@ STEP_TASK = "translator.step"
 log = logging.getLogger("translator.celery")
 
 _store: StateStore | None = None
+_limiter: Limiter | None = None
 _store_lock = threading.Lock()
 
 
 def set_store(store: StateStore | None) -> None:
     """Use ``store`` for every step run in this process (embedded mode, tests)."""
-    global _store
+    global _store, _limiter
     with _store_lock:
-        _store = store
+        _store, _limiter = store, None
+
+
+def get_limiter(app: Celery) -> Limiter:
+    """The global limits, kept where the state is (Redis, or this process)."""
+    global _limiter
+    store = get_store(app)
+    with _store_lock:
+        if _limiter is None:
+            if isinstance(store, RedisStore):
+                _limiter = RedisLimiter(store.client, store.prefix)
+            else:
+                _limiter = MemoryLimiter()
+        return _limiter
 
 
 def get_store(app: Celery) -> StateStore:
@@ -94,12 +109,16 @@ def install(app: Celery) -> None:
         app.amqp_cls = ShadowNamedEvents
 
     @app.task(bind=True, name=STEP_TASK, ignore_result=True, max_retries=None, acks_late=True)
-    def step(self: Any, *, wf: str, ref: str) -> None:
+    def step(self: Any, *, wf: str, ref: str, deferred: int = 0) -> None:
         store = get_store(app)
         next_ref = _next_ref(self.request.chain)
         worker_id = self.request.hostname or "embedded"
-        result = execute_step(store, wf, ref, self.request.retries, worker_id, next_ref)
-        if result.outcome is Outcome.RETRY:
-            raise self.retry(countdown=result.countdown, max_retries=None)
+        attempt = self.request.retries - deferred  # deferrals are Celery retries too, not attempts
+        limiter = get_limiter(app)
+        result = execute_step(store, wf, ref, attempt, worker_id, next_ref, limiter)
+        if result.outcome in (Outcome.RETRY, Outcome.DEFER):
+            deferred += result.outcome is Outcome.DEFER
+            kwargs = {"wf": wf, "ref": ref, "deferred": deferred}
+            raise self.retry(countdown=result.countdown, kwargs=kwargs, max_retries=None)
         if result.outcome is Outcome.STOP:
             self.request.chain = None  # the workflow is over: send nothing more

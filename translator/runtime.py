@@ -27,6 +27,7 @@ from translator.expressions import (
     resolve,
     resolve_task_input,
 )
+from translator.limits import Limiter, Limits
 from translator.plan import Plan, Step
 from translator.state import StateStore, now_ms
 from translator.status import TaskStatus, WorkflowStatus, workflow_status_for_failed_task
@@ -56,7 +57,8 @@ _TASK_DOCUMENT_FIELDS = (
 
 class Outcome(Enum):
     CONTINUE = "continue"  # run the next step
-    RETRY = "retry"  # run this step again after ``countdown`` seconds
+    RETRY = "retry"  # run this step again after ``countdown`` seconds, as a new attempt
+    DEFER = "defer"  # a global limit is reached: run the same attempt after ``countdown`` seconds
     STOP = "stop"  # the workflow is over (or was never there): run nothing more
 
 
@@ -321,11 +323,18 @@ class _Attempt:
 
 
 def execute_step(
-    store: StateStore, wf_id: str, ref: str, attempt: int, worker_id: str, next_ref: str | None
+    store: StateStore,
+    wf_id: str,
+    ref: str,
+    attempt: int,
+    worker_id: str,
+    next_ref: str | None,
+    limiter: Limiter | None = None,
 ) -> StepResult:
     """Run attempt ``attempt`` of step ``ref``; ``next_ref`` is the following step (None: last).
 
-    Never raises for task failures: the result says what the Celery layer must do next.
+    Never raises for task failures: the result says what the Celery layer must do next. With a
+    ``limiter``, a step whose task definition is over its rate or concurrency limit is deferred.
     """
     snap = store.snapshot(wf_id)
     workflow = snap.workflow
@@ -347,12 +356,23 @@ def execute_step(
         continues = status.successful or step.policy.optional or step.policy.permissive
         return StepResult(Outcome.CONTINUE if continues else Outcome.STOP, task_id=task_id)
     run = _Attempt(store, plan, workflow, snap.tasks, step, record, seq, next_ref)
-    return _run_attempt(run, attempt, worker_id)
+    policy = step.policy
+    limits = Limits(
+        policy.rate_limit_per_frequency, policy.rate_limit_frequency_in_seconds, policy.concurrent_exec_limit
+    )
+    if limiter is None or not limits.active:
+        return _run_attempt(run, attempt, worker_id)
+    admission = limiter.acquire(policy.task_def_name, task_id, limits)
+    if not admission.admitted:
+        return StepResult(Outcome.DEFER, countdown=admission.wait, task_id=task_id)
+    with limiter.hold(policy.task_def_name, task_id, limits):
+        return _run_attempt(run, attempt, worker_id, started_ms=admission.at_ms)
 
 
-def _run_attempt(run: _Attempt, attempt: int, worker_id: str) -> StepResult:
+def _run_attempt(run: _Attempt, attempt: int, worker_id: str, started_ms: int | None = None) -> StepResult:
+    """``started_ms``: when a limiter admitted the step (its clock is the one the limits count)."""
     wf_id, step, record = run.workflow["workflowId"], run.step, run.record
-    now = now_ms()
+    now = started_ms or now_ms()
     record.update(
         status=TaskStatus.IN_PROGRESS.value,
         startTime=now,
