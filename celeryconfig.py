@@ -27,6 +27,9 @@ worker_send_task_events = True
 task_send_sent_event = True
 
 task_default_queue = _settings.default_queue
+# Steps of task definitions with isolationGroupId / executionNameSpace go to Conductor's queue name
+# (<task>@<namespace>-<isolationGroup>); with TRANSLATOR_QUEUE_PER_TASK=1 every task does (<task>).
+translator_queue_per_task = _settings.queue_per_task
 
 # Redis redelivers unacknowledged messages after the visibility timeout: it must exceed the longest
 # countdown (retry delay, startDelay) plus the longest task run time.

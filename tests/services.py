@@ -122,6 +122,7 @@ def celery_worker(
     pool: str = "prefork",
     name: str = "test",
     extra_env: dict[str, str] | None = None,
+    queues: str | None = None,
 ) -> Iterator[Worker]:
     """Start a real worker pool process and wait until it is ready."""
     args = [
@@ -140,6 +141,7 @@ def celery_worker(
         "--without-mingle",
         "--without-gossip",
         *(["-I", modules] if modules else []),
+        *(["-Q", queues] if queues else []),
     ]
     handle = log.open("wb")
     process = subprocess.Popen(

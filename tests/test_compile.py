@@ -79,3 +79,24 @@ def test_longest_countdown_covers_start_delay_and_retry_backoff():
     assert [longest_countdown(s) for s in image] == [60, 30]
     exponential = prepare(DEFS / "retry_exponential.json").steps()[0]
     assert longest_countdown(exponential) == 4  # 1, 2, 4 for attempts 0..2
+
+
+def test_queue_names_follow_conductor():
+    from translator.compiler import conductor_queue
+
+    assert conductor_queue("t", None, None, None) == "t"
+    assert conductor_queue("t", "d", "iso", "ns") == "d:t@ns-iso"
+    assert conductor_queue("t", None, "iso", None) == "t-iso"
+    assert conductor_queue("t", None, None, "ns") == "t@ns"
+
+
+def test_isolated_task_definitions_get_their_own_queue():
+    links = canvas_json(prepare(DEFS / "isolated.json"), celery_app())["canvas"]["kwargs"]["tasks"]
+    assert [link["options"]["queue"] for link in links] == ["celery", "add@ns1-gpu"]
+
+
+def test_queue_per_task_setting(monkeypatch):
+    app = celery_app()
+    monkeypatch.setitem(app.conf, "translator_queue_per_task", True)
+    links = canvas_json(prepare(DEFS / "isolated.json"), app)["canvas"]["kwargs"]["tasks"]
+    assert [link["options"]["queue"] for link in links] == ["echo", "add@ns1-gpu"]

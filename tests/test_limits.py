@@ -114,3 +114,22 @@ def test_concurrency_limit_holds_across_two_worker_processes(redis_url, two_work
     peak = max(sum(1 for b, e in intervals if b <= moment < e) for moment, _ in intervals)
     assert peak == 2
     assert all(t["retryCount"] == 0 and t["status"] == "COMPLETED" for t in tasks)
+
+
+@needs_redis
+@pytest.mark.integration
+def test_isolated_steps_run_only_on_the_pool_that_serves_their_queue(redis_url, two_workers, tmp_path):
+    with celery_worker(
+        redis_url, tmp_path / "gpu.log", concurrency=1, name="gpu", queues="add@ns1-gpu"
+    ) as gpu:
+        client = Celery("queues-client", broker=redis_url)
+        client.conf.update(task_serializer="json", accept_content=["json"])
+        install(client)
+        store = RedisStore(redis_url)
+        wf_id = submit(Session(client, store, embedded=False), prepare(DEFS / "isolated.json"), {})
+        execution = wait(store, wf_id, timeout=60)
+        assert execution["status"] == "COMPLETED"
+        workers = {t["referenceTaskName"]: t["workerId"] for t in execution["tasks"]}
+        assert workers["isolated"].startswith("gpu-")
+        assert not workers["plain"].startswith("gpu-")
+        assert "add@ns1-gpu" in gpu.text()

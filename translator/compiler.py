@@ -33,12 +33,33 @@ def step_options(step: Step, wf_id: str, queue: str) -> dict[str, Any]:
     return options
 
 
+def conductor_queue(
+    task_type: str, domain: str | None, isolation_group: str | None, namespace: str | None
+) -> str:
+    """Conductor's queue name (QueueUtils.getQueueName): ``domain:type@namespace-isolationGroup``."""
+    name = task_type if not domain else f"{domain}:{task_type}"
+    if namespace:
+        name = f"{name}@{namespace}"
+    if isolation_group:
+        name = f"{name}-{isolation_group}"
+    return name
+
+
+def queue_for(step: Step, default_queue: str, per_task: bool) -> str:
+    """The queue of a step: Conductor's name when isolated (or when routing per task), else the default."""
+    policy = step.policy
+    if per_task or policy.isolation_group_id or policy.execution_name_space:
+        return conductor_queue(step.name, None, policy.isolation_group_id, policy.execution_name_space)
+    return default_queue
+
+
 def compile_plan(plan: Plan, wf_id: str, app: Celery) -> Signature:
     """The canvas that runs ``plan`` as execution ``wf_id``."""
-    queue = app.conf.task_default_queue
+    per_task = bool(app.conf.get("translator_queue_per_task"))
     links: list[Signature] = []
     for step in plan.steps():
         signature = app.signature(STEP_TASK, kwargs={"wf": wf_id, "ref": step.ref}, immutable=True)
+        queue = queue_for(step, app.conf.task_default_queue, per_task)
         links.append(signature.set(**step_options(step, wf_id, queue)))
     return chain(*links)
 

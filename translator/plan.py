@@ -215,8 +215,6 @@ def unenforced_fields(plan: Plan) -> dict[str, list[str]]:
                 ("responseTimeoutSeconds", p.response_timeout_seconds != 3600),
                 ("pollTimeoutSeconds", bool(p.poll_timeout_seconds)),
                 ("totalTimeoutSeconds", p.total_timeout_seconds > 0),
-                ("isolationGroupId", bool(p.isolation_group_id)),
-                ("executionNameSpace", bool(p.execution_name_space)),
             )
             if active
         ]

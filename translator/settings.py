@@ -34,6 +34,7 @@ class Settings:
     state_prefix: str
     state_ttl: int
     default_queue: str
+    queue_per_task: bool  # route each task to Conductor's queue name (its task name)
     visibility_timeout: int
     worker_modules: tuple[str, ...]
 
@@ -52,6 +53,8 @@ class Settings:
             state_prefix=os.environ.get("TRANSLATOR_STATE_PREFIX", "translator:"),
             state_ttl=env_int("TRANSLATOR_STATE_TTL", DEFAULT_TTL),
             default_queue=os.environ.get("TRANSLATOR_DEFAULT_QUEUE", "celery"),
+            queue_per_task=os.environ.get("TRANSLATOR_QUEUE_PER_TASK", "").strip().lower()
+            in ("1", "true", "yes"),
             visibility_timeout=env_int("TRANSLATOR_VISIBILITY_TIMEOUT", 4 * 3600),
             worker_modules=modules,
         )
