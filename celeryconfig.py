@@ -30,6 +30,8 @@ task_default_queue = _settings.default_queue
 # Steps of task definitions with isolationGroupId / executionNameSpace go to Conductor's queue name
 # (<task>@<namespace>-<isolationGroup>); with TRANSLATOR_QUEUE_PER_TASK=1 every task does (<task>).
 translator_queue_per_task = _settings.queue_per_task
+# Seconds between a step's soft time limit (timeoutSeconds) and the hard one that kills it.
+translator_hard_timeout_grace = _settings.hard_timeout_grace
 
 # Redis redelivers unacknowledged messages after the visibility timeout: it must exceed the longest
 # countdown (retry delay, startDelay) plus the longest task run time.

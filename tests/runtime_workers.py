@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from translator import NonRetryableError, worker_task
@@ -50,3 +51,17 @@ def sleepy(seconds: float = 0.3) -> dict[str, Any]:
     began = time.time()
     time.sleep(float(seconds))
     return {"began": began, "ended": time.time()}
+
+
+@worker_task("stubborn")
+def stubborn(seconds: float = 5.0) -> dict[str, Any]:
+    """Ignore the soft time limit (only the hard limit can stop it)."""
+    import time
+
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    end = time.time() + float(seconds)
+    while time.time() < end:
+        with contextlib.suppress(SoftTimeLimitExceeded):
+            time.sleep(0.05)
+    return {}

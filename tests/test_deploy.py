@@ -93,7 +93,7 @@ def test_commands_name_real_modules_and_entry_points():
         timeout=60,
         check=True,
     )
-    assert result.stdout.strip() == "translator ['translator.step']"
+    assert result.stdout.strip() == "translator ['translator.step', 'translator.step_timed_out']"
 
 
 def test_dockerfile_copies_existing_paths_and_drops_root():

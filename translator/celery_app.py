@@ -18,11 +18,12 @@ from celery import Celery
 from celery.app.amqp import AMQP
 
 from translator.limits import Limiter, MemoryLimiter, RedisLimiter
-from translator.runtime import Outcome, execute_step
+from translator.runtime import Outcome, execute_step, hard_timeout
 from translator.settings import DEFAULT_BROKER_URL
 from translator.state import MemoryStore, RedisStore, StateStore
 
 STEP_TASK = "translator.step"
+TIMED_OUT_TASK = "translator.step_timed_out"
 
 log = logging.getLogger("translator.celery")
 
@@ -122,3 +123,24 @@ def install(app: Celery) -> None:
             raise self.retry(countdown=result.countdown, kwargs=kwargs, max_retries=None)
         if result.outcome is Outcome.STOP:
             self.request.chain = None  # the workflow is over: send nothing more
+
+    @app.task(name=TIMED_OUT_TASK, ignore_result=True)
+    def step_timed_out(request: Any, exc: Any, traceback: Any, **_: Any) -> None:
+        """Errback of steps with time limits, run by the worker's main process when the pool killed a
+        step at its hard time limit (the step itself could not record anything)."""
+        from celery.exceptions import TimeLimitExceeded
+
+        if not isinstance(exc, TimeLimitExceeded):
+            return  # other failures are recorded by the step itself
+        kwargs = dict(request.kwargs or {})
+        wf, ref, deferred = kwargs["wf"], kwargs["ref"], int(kwargs.get("deferred", 0))
+        chain = list(request.chain or [])
+        result = hard_timeout(get_store(app), wf, ref, request.retries - deferred, _next_ref(chain))
+        if result.outcome is Outcome.RETRY:
+            retry = step.signature_from_request(
+                request, countdown=result.countdown, retries=request.retries + 1
+            )
+            retry.apply_async()
+        elif result.outcome is Outcome.CONTINUE and chain:
+            following = app.signature(chain.pop())
+            following.apply_async(chain=chain)

@@ -120,7 +120,7 @@ def run(
         logging.getLogger("translator").setLevel(logging.ERROR)
     else:
         _warn_long_countdowns(plan, settings.visibility_timeout)
-    _warn_unenforced(plan)
+    _warn_unenforced(plan, embedded=settings.broker_url is None)
     if no_wait and settings.broker_url is None:
         raise UsageError(
             "--no-wait needs a worker pool: set CELERY_BROKER_URL (embedded runs end with the process)"
@@ -139,11 +139,11 @@ def run(
         sys.exit(EXIT_INVALID)
 
 
-def _warn_unenforced(plan) -> None:
-    """Say which fields of the definitions are not enforced (docs/semantics.md)."""
+def _warn_unenforced(plan, *, embedded: bool) -> None:
+    """Say which fields of the definitions are not enforced here (docs/semantics.md)."""
     from translator.plan import unenforced_fields
 
-    for where, fields in unenforced_fields(plan).items():
+    for where, fields in unenforced_fields(plan, embedded=embedded).items():
         click.echo(f"warning: {where}: {', '.join(fields)} not enforced by translator yet", err=True)
 
 

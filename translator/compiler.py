@@ -15,21 +15,31 @@ from typing import Any
 from celery import Celery, chain
 from celery.canvas import Signature
 
-from translator.celery_app import STEP_TASK
+from translator.celery_app import STEP_TASK, TIMED_OUT_TASK
 from translator.plan import Plan, Step
 
 DRY_RUN_WORKFLOW_ID = "<workflowId>"
 
 
-def step_options(step: Step, wf_id: str, queue: str) -> dict[str, Any]:
+HARD_TIMEOUT_GRACE = 30  # seconds between the soft and the hard time limit of a step
+
+
+def step_options(step: Step, wf_id: str, queue: str, grace: int = HARD_TIMEOUT_GRACE) -> dict[str, Any]:
+    """Celery options of a step: names for Flower, queue, countdown (startDelay), time limits."""
     options: dict[str, Any] = {
         "shadow": step.name,
         "queue": queue,
         "kwargsrepr": f"wf={wf_id} ref={step.ref}",
         "argsrepr": "()",
     }
-    if step.policy.start_delay > 0:
-        options["countdown"] = step.policy.start_delay
+    policy = step.policy
+    if policy.start_delay > 0:
+        options["countdown"] = policy.start_delay
+    if policy.timeout_seconds > 0 and policy.timeout_policy != "ALERT_ONLY":
+        # The soft limit raises in the worker function (the step records TIMED_OUT); the hard limit
+        # kills a step that ignores it, and the errback records TIMED_OUT from the main process.
+        options["soft_time_limit"] = policy.timeout_seconds
+        options["time_limit"] = policy.timeout_seconds + grace
     return options
 
 
@@ -60,7 +70,11 @@ def compile_plan(plan: Plan, wf_id: str, app: Celery) -> Signature:
     for step in plan.steps():
         signature = app.signature(STEP_TASK, kwargs={"wf": wf_id, "ref": step.ref}, immutable=True)
         queue = queue_for(step, app.conf.task_default_queue, per_task)
-        links.append(signature.set(**step_options(step, wf_id, queue)))
+        grace = int(app.conf.get("translator_hard_timeout_grace") or HARD_TIMEOUT_GRACE)
+        options = step_options(step, wf_id, queue, grace)
+        if "time_limit" in options:
+            options["link_error"] = [app.signature(TIMED_OUT_TASK, immutable=False)]
+        links.append(signature.set(**options))
     return chain(*links)
 
 

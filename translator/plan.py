@@ -203,15 +203,18 @@ def longest_countdown(step: Step) -> int:
     return longest
 
 
-def unenforced_fields(plan: Plan) -> dict[str, list[str]]:
-    """Fields set in the definitions that the runtime does not enforce yet, by task reference."""
+def unenforced_fields(plan: Plan, *, embedded: bool = False) -> dict[str, list[str]]:
+    """Fields set in the definitions that the runtime does not enforce (yet), by task reference.
+
+    ``embedded``: the threads pool of an embedded run cannot enforce time limits either.
+    """
     found: dict[str, list[str]] = {}
     for step in plan.steps():
         p = step.policy
         fields = [
             name
             for name, active in (
-                ("timeoutSeconds", p.timeout_seconds > 0),
+                ("timeoutSeconds", embedded and p.timeout_seconds > 0 and p.timeout_policy != "ALERT_ONLY"),
                 ("responseTimeoutSeconds", p.response_timeout_seconds != 3600),
                 ("pollTimeoutSeconds", bool(p.poll_timeout_seconds)),
                 ("totalTimeoutSeconds", p.total_timeout_seconds > 0),

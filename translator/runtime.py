@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
+
 from translator.errors import ExpressionError, NonRetryableError
 from translator.expressions import (
     allowed_environment,
@@ -403,6 +405,8 @@ def _run_attempt(run: _Attempt, attempt: int, worker_id: str, started_ms: int | 
     context = TaskContext(wf_id, record["taskId"], step.ref, step.name, attempt, worker_id)
     try:
         output = worker.call(record["inputData"], context)
+    except SoftTimeLimitExceeded:
+        return _after_failure(run, TaskStatus.TIMED_OUT, timeout_reason(step, time_limit="soft"))
     except NonRetryableError as exc:
         return _after_failure(run, TaskStatus.FAILED_WITH_TERMINAL_ERROR, str(exc))
     except Exception as exc:  # any worker error fails this attempt; the policy decides what follows
@@ -410,6 +414,17 @@ def _run_attempt(run: _Attempt, attempt: int, worker_id: str, started_ms: int | 
         return _after_failure(run, TaskStatus.FAILED, f"{type(exc).__name__}: {exc}")
 
     end = now_ms()
+    timeout = step.policy.timeout_seconds
+    if timeout > 0 and (end - record["startTime"]) / 1000 > timeout:  # ALERT_ONLY: no limit was set
+        log.warning(
+            "task %s (%s) of workflow %s ran %.1f s, over timeoutSeconds %d (timeoutPolicy %s)",
+            step.ref,
+            step.name,
+            wf_id,
+            (end - record["startTime"]) / 1000,
+            timeout,
+            step.policy.timeout_policy,
+        )
     record.update(
         status=TaskStatus.COMPLETED.value, outputData=output, endTime=end, updateTime=end, executed=True
     )
@@ -431,13 +446,39 @@ def _carry_on(run: _Attempt) -> StepResult:
     return StepResult(Outcome.CONTINUE, task_id=run.record["taskId"])
 
 
+def timeout_reason(step: Step, time_limit: str) -> str:
+    """Conductor's timeout message, and which limit tripped."""
+    seconds = step.policy.timeout_seconds
+    return (
+        f"Task timed out after {seconds} seconds. Timeout configured as {seconds} seconds. "
+        f"Timeout policy configured to {step.policy.timeout_policy} ({time_limit} time limit)"
+    )
+
+
+def hard_timeout(store: StateStore, wf_id: str, ref: str, attempt: int, next_ref: str | None) -> StepResult:
+    """A worker process was killed at its hard time limit: time the attempt out, apply the policy."""
+    snap = store.snapshot(wf_id)
+    workflow = snap.workflow
+    plan = plan_of(store, workflow) if workflow is not None else None
+    if plan is None or workflow is None or WorkflowStatus(workflow["status"]).terminal:
+        return StepResult(Outcome.STOP)
+    step = plan.step(ref)
+    task_id = attempt_id(wf_id, ref, attempt)
+    record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
+    if record is None or TaskStatus(record["status"]).terminal:
+        return StepResult(Outcome.STOP)
+    run = _Attempt(store, plan, workflow, snap.tasks, step, record, snap.seq, next_ref)
+    return _after_failure(run, TaskStatus.TIMED_OUT, timeout_reason(step, time_limit="hard"))
+
+
 def _after_failure(run: _Attempt, status: TaskStatus, reason: str) -> StepResult:
     """Conductor's decision after a failed attempt: retry, carry on, or fail the workflow."""
     wf_id, record, policy = run.workflow["workflowId"], run.record, run.step.policy
     now = now_ms()
     record.update(status=status.value, reasonForIncompletion=reason, endTime=now, updateTime=now)
     attempt = record["retryCount"]
-    if status.retriable and attempt < policy.retry_count:
+    time_out_workflow = status is TaskStatus.TIMED_OUT and policy.timeout_policy == "TIME_OUT_WF"
+    if status.retriable and attempt < policy.retry_count and not time_out_workflow:
         delay = policy.retry_delay(attempt)
         record["retried"] = True
         retry = scheduled_record(

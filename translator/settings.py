@@ -35,6 +35,7 @@ class Settings:
     state_ttl: int
     default_queue: str
     queue_per_task: bool  # route each task to Conductor's queue name (its task name)
+    hard_timeout_grace: int  # seconds from a step's soft time limit to its hard one
     visibility_timeout: int
     worker_modules: tuple[str, ...]
 
@@ -55,6 +56,7 @@ class Settings:
             default_queue=os.environ.get("TRANSLATOR_DEFAULT_QUEUE", "celery"),
             queue_per_task=os.environ.get("TRANSLATOR_QUEUE_PER_TASK", "").strip().lower()
             in ("1", "true", "yes"),
+            hard_timeout_grace=env_int("TRANSLATOR_HARD_TIMEOUT_GRACE", 30),
             visibility_timeout=env_int("TRANSLATOR_VISIBILITY_TIMEOUT", 4 * 3600),
             worker_modules=modules,
         )
