@@ -35,7 +35,13 @@ translator_hard_timeout_grace = _settings.hard_timeout_grace
 
 # Redis redelivers unacknowledged messages after the visibility timeout: it must exceed the longest
 # countdown (retry delay, startDelay) plus the longest task run time.
-broker_transport_options = {"visibility_timeout": _settings.visibility_timeout}
+# Messages of a worker that died unacknowledged come back once older than the visibility timeout;
+# every worker looks for them each TRANSLATOR_RESTORE_INTERVAL seconds.
+broker_transport_options = {
+    "visibility_timeout": _settings.visibility_timeout,
+    "unacked_restore_interval": _settings.restore_interval,
+    "unacked_restore_throttle": 1,
+}
 result_backend_transport_options = {"visibility_timeout": _settings.visibility_timeout}
 visibility_timeout = _settings.visibility_timeout
 broker_connection_retry_on_startup = True

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
+import redis
 from celery import Celery
 from celery.app.amqp import AMQP
+from celery.exceptions import Reject
 
 from translator.limits import Limiter, MemoryLimiter, RedisLimiter
 from translator.runtime import Outcome, execute_step, hard_timeout
@@ -116,7 +119,15 @@ def install(app: Celery) -> None:
         worker_id = self.request.hostname or "embedded"
         attempt = self.request.retries - deferred  # deferrals are Celery retries too, not attempts
         limiter = get_limiter(app)
-        result = execute_step(store, wf, ref, attempt, worker_id, next_ref, limiter)
+        redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+        try:
+            result = execute_step(store, wf, ref, attempt, worker_id, next_ref, limiter, redelivered)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # The state store is unreachable: give the message back (or leave it unacknowledged
+            # for the broker to restore), never drop it; the attempt has not run.
+            log.warning("state store unreachable (%s); step %s of %s requeued", exc, ref, wf)
+            time.sleep(1)
+            raise Reject(str(exc), requeue=True) from None
         if result.outcome in (Outcome.RETRY, Outcome.DEFER):
             deferred += result.outcome is Outcome.DEFER
             kwargs = {"wf": wf, "ref": ref, "deferred": deferred}

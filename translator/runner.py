@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 from kombu.utils.imports import symbol_by_name
@@ -33,6 +34,7 @@ from translator.validate import load_valid_workflow
 from translator.workers import get_worker, registered_task_names
 
 CONNECT_TIMEOUT = 4.0
+STORE_OUTAGE_TOLERANCE = 120.0  # seconds translator run keeps waiting while the state store is down
 ProgressCallback = Callable[[dict[str, Any]], None]
 
 
@@ -142,26 +144,42 @@ def wait(
     """Poll until the workflow is terminal; returns the execution (with tasks)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     last_seen: Any = None
+    outage_since: float | None = None
     while True:
-        if progress is None:  # cheap poll: the status field only
-            status = store.status(wf_id)
-            if status is None:
-                raise WorkflowNotFound(f"no workflow {wf_id} in the state store")
-            execution = store.workflow(wf_id) if status.terminal else None
-        else:
-            execution = store.workflow(wf_id)
-            if execution is None:
-                raise WorkflowNotFound(f"no workflow {wf_id} in the state store")
-            snapshot = (execution["status"], [(t["taskId"], t["status"]) for t in execution["tasks"]])
-            if snapshot != last_seen:
-                progress(execution)
-            last_seen = snapshot
-            status = WorkflowStatus(execution["status"])
+        try:
+            result = _poll(store, wf_id, progress, last_seen)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # The store restarts (Redis with AOF comes back with everything): keep waiting a while.
+            outage_since = outage_since or time.monotonic()
+            if time.monotonic() - outage_since > STORE_OUTAGE_TOLERANCE:
+                raise BrokerUnavailable(f"the state store is unreachable: {exc}") from None
+            time.sleep(0.5)
+            continue
+        outage_since = None
+        status, execution, last_seen = result
         if status.terminal and execution is not None:
             return execution
         if deadline is not None and time.monotonic() > deadline:
             raise TranslatorError(f"workflow {wf_id} still {status.value} after {timeout:g} s")
         time.sleep(interval)
+
+
+def _poll(
+    store: StateStore, wf_id: str, progress: ProgressCallback | None, last_seen: Any
+) -> tuple[WorkflowStatus, dict[str, Any] | None, Any]:
+    """One look at the workflow: (status, the execution when terminal or watched, progress snapshot)."""
+    if progress is None:  # cheap poll: the status field only
+        status = store.status(wf_id)
+        if status is None:
+            raise WorkflowNotFound(f"no workflow {wf_id} in the state store")
+        return status, (store.workflow(wf_id) if status.terminal else None), last_seen
+    execution = store.workflow(wf_id)
+    if execution is None:
+        raise WorkflowNotFound(f"no workflow {wf_id} in the state store")
+    snapshot = (execution["status"], [(t["taskId"], t["status"]) for t in execution["tasks"]])
+    if snapshot != last_seen:
+        progress(execution)
+    return WorkflowStatus(execution["status"]), execution, snapshot
 
 
 def status_store(settings: Settings | None = None) -> RedisStore:

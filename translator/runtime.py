@@ -317,6 +317,7 @@ class _Attempt:
     record: dict[str, Any]
     seq: int  # reserved for the one record this attempt may schedule
     next_ref: str | None
+    redelivered: bool = False
 
     def with_record(self) -> list[dict[str, Any]]:
         """The tasks with this attempt's record in its current state."""
@@ -332,11 +333,14 @@ def execute_step(
     worker_id: str,
     next_ref: str | None,
     limiter: Limiter | None = None,
+    redelivered: bool = False,
 ) -> StepResult:
     """Run attempt ``attempt`` of step ``ref``; ``next_ref`` is the following step (None: last).
 
     Never raises for task failures: the result says what the Celery layer must do next. With a
     ``limiter``, a step whose task definition is over its rate or concurrency limit is deferred.
+    ``redelivered``: the broker delivers this message again (its worker died): an attempt left
+    IN_PROGRESS is taken over; otherwise an IN_PROGRESS attempt belongs to another delivery.
     """
     snap = store.snapshot(wf_id)
     workflow = snap.workflow
@@ -354,10 +358,9 @@ def execute_step(
         record = scheduled_record(workflow, step, attempt, seq)
         seq = store.next_seq(wf_id)
     status = TaskStatus(record["status"])
-    if status.terminal:  # a redelivered message of an attempt that already finished
-        continues = status.successful or step.policy.optional or step.policy.permissive
-        return StepResult(Outcome.CONTINUE if continues else Outcome.STOP, task_id=task_id)
-    run = _Attempt(store, plan, workflow, snap.tasks, step, record, seq, next_ref)
+    if status.terminal or (status is TaskStatus.IN_PROGRESS and not redelivered):
+        return _already_handled(step, status, task_id)
+    run = _Attempt(store, plan, workflow, snap.tasks, step, record, seq, next_ref, redelivered)
     policy = step.policy
     limits = Limits(
         policy.rate_limit_per_frequency, policy.rate_limit_frequency_in_seconds, policy.concurrent_exec_limit
@@ -369,6 +372,14 @@ def execute_step(
         return StepResult(Outcome.DEFER, countdown=admission.wait, task_id=task_id)
     with limiter.hold(policy.task_def_name, task_id, limits):
         return _run_attempt(run, attempt, worker_id, started_ms=admission.at_ms)
+
+
+def _already_handled(step: Step, status: TaskStatus, task_id: str) -> StepResult:
+    """A duplicate delivery: the attempt ended (carry on if it succeeded) or another delivery runs it."""
+    if status is TaskStatus.IN_PROGRESS:
+        return StepResult(Outcome.STOP, task_id=task_id)  # the running delivery continues the chain
+    continues = status.successful or step.policy.optional or step.policy.permissive
+    return StepResult(Outcome.CONTINUE if continues else Outcome.STOP, task_id=task_id)
 
 
 def _run_attempt(run: _Attempt, attempt: int, worker_id: str, started_ms: int | None = None) -> StepResult:
@@ -392,7 +403,9 @@ def _run_attempt(run: _Attempt, attempt: int, worker_id: str, started_ms: int | 
         )
     except ExpressionError as exc:
         return _after_failure(run, TaskStatus.FAILED_WITH_TERMINAL_ERROR, str(exc))
-    run.store.save_task(wf_id, record)
+    taken = run.store.claim_task(wf_id, record, takeover=run.redelivered)
+    if taken is not None:  # another delivery claimed it first, or it ended meanwhile
+        return _already_handled(step, TaskStatus(taken), record["taskId"])
 
     worker = get_worker(step.name)
     if worker is None:

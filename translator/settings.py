@@ -37,6 +37,7 @@ class Settings:
     queue_per_task: bool  # route each task to Conductor's queue name (its task name)
     hard_timeout_grace: int  # seconds from a step's soft time limit to its hard one
     visibility_timeout: int
+    restore_interval: int  # seconds between sweeps that give back messages of dead workers
     worker_modules: tuple[str, ...]
 
     @classmethod
@@ -58,5 +59,6 @@ class Settings:
             in ("1", "true", "yes"),
             hard_timeout_grace=env_int("TRANSLATOR_HARD_TIMEOUT_GRACE", 30),
             visibility_timeout=env_int("TRANSLATOR_VISIBILITY_TIMEOUT", 4 * 3600),
+            restore_interval=env_int("TRANSLATOR_RESTORE_INTERVAL", 60),
             worker_modules=modules,
         )

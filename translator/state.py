@@ -82,6 +82,12 @@ class StateStore(ABC):
         apply ``finish`` like ``finish_workflow``. Returns whether ``finish`` ended the workflow."""
 
     @abstractmethod
+    def claim_task(self, wf_id: str, task: dict[str, Any], takeover: bool) -> str | None:
+        """Write ``task`` (IN_PROGRESS) only if the stored record is SCHEDULED, or IN_PROGRESS and
+        ``takeover`` (a redelivered message whose worker died). None when written, else the status
+        the record has (another delivery runs it, or it already ended)."""
+
+    @abstractmethod
     def workflow_fields(self, wf_id: str) -> dict[str, Any] | None:
         """The workflow record without its tasks, or None when unknown."""
 
@@ -173,6 +179,16 @@ class MemoryStore(StateStore):
                 records[scheduled["taskId"]] = json.dumps(scheduled)
         return self.finish_workflow(wf_id, finish) if finish is not None else False
 
+    def claim_task(self, wf_id: str, task: dict[str, Any], takeover: bool) -> str | None:
+        with self._lock:
+            records = self._tasks.setdefault(wf_id, {})
+            current = records.get(task["taskId"])
+            status = json.loads(current)["status"] if current else "SCHEDULED"
+            if status == "SCHEDULED" or (status == "IN_PROGRESS" and takeover):
+                records[task["taskId"]] = json.dumps(task)
+                return None
+            return status
+
     def workflow_fields(self, wf_id: str) -> dict[str, Any] | None:
         with self._lock:
             found = self._workflows.get(wf_id)
@@ -235,6 +251,18 @@ return 1
 """
 
 
+_CLAIM_SCRIPT = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+local status = 'SCHEDULED'
+if current then status = cjson.decode(current)['status'] end
+if status == 'SCHEDULED' or (status == 'IN_PROGRESS' and ARGV[3] == '1') then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  return false
+end
+return status
+"""
+
+
 class RedisStore(StateStore):
     """Redis-backed store (distributed mode), safe under concurrent writers."""
 
@@ -251,6 +279,7 @@ class RedisStore(StateStore):
             retry_on_timeout=True,
         )
         self._finish = self.client.register_script(_FINISH_SCRIPT)
+        self._claim = self.client.register_script(_CLAIM_SCRIPT)
 
     def _keys(self, wf_id: str) -> tuple[str, str, str]:
         base = f"{self.prefix}wf:{wf_id}"
@@ -318,6 +347,11 @@ class RedisStore(StateStore):
                 self._finish(keys=list(self._keys(wf_id)), args=self._finish_args(finish), client=pipe)
             replies = pipe.execute()
         return bool(replies[-1]) if finish is not None else False
+
+    def claim_task(self, wf_id: str, task: dict[str, Any], takeover: bool) -> str | None:
+        key = self._keys(wf_id)[1]
+        status = self._claim(keys=[key], args=[task["taskId"], json.dumps(task), "1" if takeover else "0"])
+        return status or None
 
     def workflow_fields(self, wf_id: str) -> dict[str, Any] | None:
         raw = self.client.hgetall(self._keys(wf_id)[0])
