@@ -65,3 +65,18 @@ def stubborn(seconds: float = 5.0) -> dict[str, Any]:
         with contextlib.suppress(SoftTimeLimitExceeded):
             time.sleep(0.05)
     return {}
+
+
+@worker_task("marked")
+def marked(seconds: float, task_context: TaskContext) -> dict[str, Any]:
+    """Take a little time, then record a side effect (one per attempt id) in the test's Redis."""
+    import os
+    import time
+
+    import redis
+
+    time.sleep(float(seconds))
+    client = redis.Redis.from_url(os.environ["TRANSLATOR_STATE_URL"])
+    client.sadd("test:effects", task_context.task_id)
+    client.incr(f"test:runs:{task_context.task_id}")
+    return {"done": task_context.task_id}
