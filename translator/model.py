@@ -219,8 +219,5 @@ class WorkflowDef(_Auditable):
             visit(join("", "tasks", index), task)
         return found
 
-    def task_by_ref(self, ref: str) -> WorkflowTask | None:
-        return next((t for _, t in self.walk() if t.taskReferenceName == ref), None)
-
 
 WorkflowTask.model_rebuild()
