@@ -31,7 +31,7 @@ from translator.expressions import (
 )
 from translator.limits import Limiter, Limits
 from translator.plan import Plan, Step
-from translator.state import StateStore, now_ms
+from translator.state import Deadline, Due, StateStore, now_ms
 from translator.status import TaskStatus, WorkflowStatus, workflow_status_for_failed_task
 from translator.workers import TaskContext, get_worker
 
@@ -318,6 +318,7 @@ class _Attempt:
     seq: int  # reserved for the one record this attempt may schedule
     next_ref: str | None
     redelivered: bool = False
+    expect: tuple[str, int] = ("SCHEDULED", 0)  # the stored record's (status, startTime) writes require
 
     def with_record(self) -> list[dict[str, Any]]:
         """The tasks with this attempt's record in its current state."""
@@ -360,7 +361,8 @@ def execute_step(
     status = TaskStatus(record["status"])
     if status.terminal or (status is TaskStatus.IN_PROGRESS and not redelivered):
         return _already_handled(step, status, task_id)
-    run = _Attempt(store, plan, workflow, snap.tasks, step, record, seq, next_ref, redelivered)
+    expect = (record["status"], int(record.get("startTime") or 0))
+    run = _Attempt(store, plan, workflow, snap.tasks, step, record, seq, next_ref, redelivered, expect)
     policy = step.policy
     limits = Limits(
         policy.rate_limit_per_frequency, policy.rate_limit_frequency_in_seconds, policy.concurrent_exec_limit
@@ -372,6 +374,44 @@ def execute_step(
         return StepResult(Outcome.DEFER, countdown=admission.wait, task_id=task_id)
     with limiter.hold(policy.task_def_name, task_id, limits):
         return _run_attempt(run, attempt, worker_id, started_ms=admission.at_ms)
+
+
+def response_deadline(record: Mapping[str, Any], step: Step) -> Due | None:
+    """When an IN_PROGRESS attempt counts as unresponsive (responseTimeoutSeconds after its start)."""
+    seconds = step.policy.response_timeout_seconds
+    if seconds <= 0:
+        return None
+    token = int(record["startTime"])
+    return Deadline("response", record["workflowInstanceId"], step.ref, record["retryCount"], token), (
+        token + seconds * 1000
+    )
+
+
+def poll_deadline(record: Mapping[str, Any] | None, plan: Plan) -> Due | None:
+    """When a SCHEDULED attempt counts as never picked up (pollTimeoutSeconds after it is due)."""
+    if record is None:
+        return None
+    seconds = plan.step(record["referenceTaskName"]).policy.poll_timeout_seconds
+    if not seconds:
+        return None
+    token = int(record["scheduledTime"])
+    due = token + (int(record.get("callbackAfterSeconds") or 0) + seconds) * 1000
+    deadline = Deadline(
+        "poll", record["workflowInstanceId"], record["referenceTaskName"], record["retryCount"], token
+    )
+    return deadline, due
+
+
+def _over_total_budget(run: _Attempt) -> bool:
+    """totalTimeoutSeconds: the time since the first attempt was scheduled is spent."""
+    budget = run.step.policy.total_timeout_seconds
+    if budget <= 0:
+        return False
+    first = min(
+        (t["scheduledTime"] for t in run.with_record() if t["referenceTaskName"] == run.step.ref),
+        default=run.record["scheduledTime"],
+    )
+    return now_ms() - first >= budget * 1000
 
 
 def _already_handled(step: Step, status: TaskStatus, task_id: str) -> StepResult:
@@ -403,9 +443,12 @@ def _run_attempt(run: _Attempt, attempt: int, worker_id: str, started_ms: int | 
         )
     except ExpressionError as exc:
         return _after_failure(run, TaskStatus.FAILED_WITH_TERMINAL_ERROR, str(exc))
-    taken = run.store.claim_task(wf_id, record, takeover=run.redelivered)
+    taken = run.store.claim_task(
+        wf_id, record, takeover=run.redelivered, deadline=response_deadline(record, step)
+    )
     if taken is not None:  # another delivery claimed it first, or it ended meanwhile
         return _already_handled(step, TaskStatus(taken), record["taskId"])
+    run.expect = (TaskStatus.IN_PROGRESS.value, record["startTime"])
 
     worker = get_worker(step.name)
     if worker is None:
@@ -453,9 +496,13 @@ def _carry_on(run: _Attempt) -> StepResult:
     finish = None
     if run.next_ref is None:  # the last step ends the workflow in the same round trip
         finish = completion_fields(run.plan, run.workflow, run.with_record())
-    ended = run.store.save_tasks(wf_id, run.record, following, finish)
+    saved = run.store.save_tasks(
+        wf_id, run.record, following, finish, expect=run.expect, deadline=poll_deadline(following, run.plan)
+    )
+    if not saved.applied:  # timed out or canceled meanwhile: whoever did it carries the workflow on
+        return StepResult(Outcome.STOP, task_id=run.record["taskId"])
     if finish is not None:
-        _log_end(ended, run.plan, wf_id, finish)
+        _log_end(saved.ended, run.plan, wf_id, finish)
     return StepResult(Outcome.CONTINUE, task_id=run.record["taskId"])
 
 
@@ -480,18 +527,29 @@ def hard_timeout(store: StateStore, wf_id: str, ref: str, attempt: int, next_ref
     record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
     if record is None or TaskStatus(record["status"]).terminal:
         return StepResult(Outcome.STOP)
-    run = _Attempt(store, plan, workflow, snap.tasks, step, record, snap.seq, next_ref)
+    expect = (record["status"], int(record.get("startTime") or 0))
+    run = _Attempt(store, plan, workflow, snap.tasks, step, record, snap.seq, next_ref, expect=expect)
     return _after_failure(run, TaskStatus.TIMED_OUT, timeout_reason(step, time_limit="hard"))
 
 
-def _after_failure(run: _Attempt, status: TaskStatus, reason: str) -> StepResult:
+def _after_failure(
+    run: _Attempt, status: TaskStatus, reason: str, consult_timeout_policy: bool = True
+) -> StepResult:
     """Conductor's decision after a failed attempt: retry, carry on, or fail the workflow."""
     wf_id, record, policy = run.workflow["workflowId"], run.record, run.step.policy
     now = now_ms()
     record.update(status=status.value, reasonForIncompletion=reason, endTime=now, updateTime=now)
     attempt = record["retryCount"]
-    time_out_workflow = status is TaskStatus.TIMED_OUT and policy.timeout_policy == "TIME_OUT_WF"
-    if status.retriable and attempt < policy.retry_count and not time_out_workflow:
+    time_out_workflow = (
+        consult_timeout_policy and status is TaskStatus.TIMED_OUT and policy.timeout_policy == "TIME_OUT_WF"
+    )
+    may_retry = status.retriable and attempt < policy.retry_count and not time_out_workflow
+    if may_retry and _over_total_budget(run):  # totalTimeoutSeconds spent: no more retries
+        may_retry = False
+        record["reasonForIncompletion"] = (
+            f"{reason} (totalTimeoutSeconds {policy.total_timeout_seconds} spent)"
+        )
+    if may_retry:
         delay = policy.retry_delay(attempt)
         record["retried"] = True
         retry = scheduled_record(
@@ -502,7 +560,11 @@ def _after_failure(run: _Attempt, status: TaskStatus, reason: str) -> StepResult
             retried_task_id=record["taskId"],
             callback_after_seconds=delay.seconds,
         )
-        run.store.save_tasks(wf_id, record, retry)
+        saved = run.store.save_tasks(
+            wf_id, record, retry, expect=run.expect, deadline=poll_deadline(retry, run.plan)
+        )
+        if not saved.applied:
+            return StepResult(Outcome.STOP, task_id=record["taskId"])
         return StepResult(Outcome.RETRY, countdown=delay.countdown, task_id=retry["taskId"])
     if policy.optional:
         record["status"] = TaskStatus.COMPLETED_WITH_ERRORS.value
@@ -513,5 +575,6 @@ def _after_failure(run: _Attempt, status: TaskStatus, reason: str) -> StepResult
     finish = ending_fields(
         run.plan, run.workflow, run.with_record(), final, _failure_reason(record, final), [record]
     )
-    _log_end(run.store.save_tasks(wf_id, record, None, finish), run.plan, wf_id, finish)
+    saved = run.store.save_tasks(wf_id, record, None, finish, expect=run.expect)
+    _log_end(saved.ended, run.plan, wf_id, finish)
     return StepResult(Outcome.STOP, task_id=record["taskId"])

@@ -42,6 +42,36 @@ class StoreUnavailable(TranslatorError):
     """The state store cannot be reached."""
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """Something to check at a given time: an attempt's response or poll timeout, a workflow timeout."""
+
+    kind: str  # "response" | "poll" | "workflow"
+    wf: str
+    ref: str = ""
+    attempt: int = 0
+    token: int = 0  # startTime / scheduledTime / createTime the deadline was set for (staleness check)
+
+    def member(self) -> str:
+        return json.dumps(
+            {"kind": self.kind, "wf": self.wf, "ref": self.ref, "attempt": self.attempt, "token": self.token},
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_member(cls, member: str | bytes) -> Deadline:
+        return cls(**json.loads(member))
+
+
+Due = tuple[Deadline, int]  # a deadline and when it is due (epoch ms)
+
+
+@dataclass(frozen=True)
+class Saved:
+    applied: bool  # False: the record was not as expected (someone else decided), nothing written
+    ended: bool  # the workflow was ended by this write
+
+
 @dataclass
 class Snapshot:
     """One consistent read of an execution, taken by a step before it runs."""
@@ -58,7 +88,11 @@ class StateStore(ABC):
 
     @abstractmethod
     def create_workflow(
-        self, workflow: dict[str, Any], plan: str, first_task: dict[str, Any] | None = None
+        self,
+        workflow: dict[str, Any],
+        plan: str,
+        first_task: dict[str, Any] | None = None,
+        deadlines: list[Due] | None = None,
     ) -> None:
         """Store a new execution and its first SCHEDULED task (``seq`` 1) at once.
 
@@ -77,12 +111,21 @@ class StateStore(ABC):
         task: dict[str, Any],
         scheduled: dict[str, Any] | None = None,
         finish: dict[str, Any] | None = None,
-    ) -> bool:
-        """In one round trip: write ``task``; add ``scheduled`` unless a record with its id exists;
-        apply ``finish`` like ``finish_workflow``. Returns whether ``finish`` ended the workflow."""
+        expect: tuple[str, int] | None = None,
+        deadline: Due | None = None,
+    ) -> Saved:
+        """At once, while the workflow runs, and only if the stored record of ``task`` still has the
+        ``expect``-ed (status, startTime): write ``task``; add ``scheduled`` unless a record with its id
+        exists; register ``deadline``; apply ``finish`` (the fields that end the workflow)."""
 
     @abstractmethod
-    def claim_task(self, wf_id: str, task: dict[str, Any], takeover: bool) -> str | None:
+    def claim_due(self, now_ms: int, limit: int = 100) -> list[Deadline]:
+        """Take the deadlines due by ``now_ms`` (each one is handed to exactly one caller)."""
+
+    @abstractmethod
+    def claim_task(
+        self, wf_id: str, task: dict[str, Any], takeover: bool, deadline: Due | None = None
+    ) -> str | None:
         """Write ``task`` (IN_PROGRESS) only if the stored record is SCHEDULED, or IN_PROGRESS and
         ``takeover`` (a redelivered message whose worker died). None when written, else the status
         the record has (another delivery runs it, or it already ended)."""
@@ -137,13 +180,20 @@ class MemoryStore(StateStore):
         self._plans: dict[str, str] = {}
         self._tasks: dict[str, dict[str, str]] = {}
         self._seq: dict[str, int] = {}
+        self._deadlines: dict[str, int] = {}
 
     def create_workflow(
-        self, workflow: dict[str, Any], plan: str, first_task: dict[str, Any] | None = None
+        self,
+        workflow: dict[str, Any],
+        plan: str,
+        first_task: dict[str, Any] | None = None,
+        deadlines: list[Due] | None = None,
     ) -> None:
         wf_id = workflow["workflowId"]
         digest = plan_digest(plan)
         with self._lock:
+            for deadline, due in deadlines or []:
+                self._deadlines[deadline.member()] = due
             self._workflows[wf_id] = {**json.loads(json.dumps(workflow)), "_plan": digest}
             self._plans[digest] = plan
             self._tasks[wf_id] = {}
@@ -171,21 +221,47 @@ class MemoryStore(StateStore):
         task: dict[str, Any],
         scheduled: dict[str, Any] | None = None,
         finish: dict[str, Any] | None = None,
-    ) -> bool:
+        expect: tuple[str, int] | None = None,
+        deadline: Due | None = None,
+    ) -> Saved:
         with self._lock:
+            workflow = self._workflows.get(wf_id)
+            if workflow is None or workflow["status"] in TERMINAL_WORKFLOW_STATUSES:
+                return Saved(False, False)
             records = self._tasks.setdefault(wf_id, {})
+            if expect is not None:
+                current = records.get(task["taskId"])
+                found = json.loads(current) if current else None
+                if found is None or (found["status"], int(found.get("startTime") or 0)) != expect:
+                    return Saved(False, False)
             records[task["taskId"]] = json.dumps(task)
             if scheduled is not None and scheduled["taskId"] not in records:
                 records[scheduled["taskId"]] = json.dumps(scheduled)
-        return self.finish_workflow(wf_id, finish) if finish is not None else False
+            if deadline is not None:
+                self._deadlines[deadline[0].member()] = deadline[1]
+            if finish is not None:
+                workflow.update(json.loads(json.dumps(finish)))
+                return Saved(True, True)
+            return Saved(True, False)
 
-    def claim_task(self, wf_id: str, task: dict[str, Any], takeover: bool) -> str | None:
+    def claim_due(self, now_ms: int, limit: int = 100) -> list[Deadline]:
+        with self._lock:
+            due = sorted((at, member) for member, at in self._deadlines.items() if at <= now_ms)[:limit]
+            for _, member in due:
+                del self._deadlines[member]
+        return [Deadline.from_member(member) for _, member in due]
+
+    def claim_task(
+        self, wf_id: str, task: dict[str, Any], takeover: bool, deadline: Due | None = None
+    ) -> str | None:
         with self._lock:
             records = self._tasks.setdefault(wf_id, {})
             current = records.get(task["taskId"])
             status = json.loads(current)["status"] if current else "SCHEDULED"
             if status == "SCHEDULED" or (status == "IN_PROGRESS" and takeover):
                 records[task["taskId"]] = json.dumps(task)
+                if deadline is not None:
+                    self._deadlines[deadline[0].member()] = deadline[1]
                 return None
             return status
 
@@ -257,9 +333,49 @@ local status = 'SCHEDULED'
 if current then status = cjson.decode(current)['status'] end
 if status == 'SCHEDULED' or (status == 'IN_PROGRESS' and ARGV[3] == '1') then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  if ARGV[4] ~= '' then redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4]) end
   return false
 end
 return status
+"""
+
+# KEYS: tasks, workflow, seq, deadlines. ARGV: taskId, task JSON, expected status ('' = none),
+# expected startTime, scheduled id ('' = none), scheduled JSON, ttl, deadline member ('' = none),
+# deadline due, terminal statuses, then field/value pairs that end the workflow.
+_SAVE_SCRIPT = """
+local ttl = tonumber(ARGV[7])
+local wstatus = redis.call('HGET', KEYS[2], 'status')
+if not wstatus then return {0, 0} end
+wstatus = cjson.decode(wstatus)
+for s in string.gmatch(ARGV[10], '[^,]+') do
+  if wstatus == s then return {0, 0} end
+end
+if ARGV[3] ~= '' then
+  local current = redis.call('HGET', KEYS[1], ARGV[1])
+  if not current then return {0, 0} end
+  local record = cjson.decode(current)
+  if record['status'] ~= ARGV[3] or string.format('%d', record['startTime'] or 0) ~= ARGV[4] then
+    return {0, 0}
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[5] ~= '' then redis.call('HSETNX', KEYS[1], ARGV[5], ARGV[6]) end
+if ARGV[8] ~= '' then redis.call('ZADD', KEYS[4], ARGV[9], ARGV[8]) end
+if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
+if #ARGV > 10 then
+  for i = 11, #ARGV - 1, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+  if ttl > 0 then
+    for k = 1, 3 do redis.call('EXPIRE', KEYS[k], ttl) end
+  end
+  return {1, 1}
+end
+return {1, 0}
+"""
+
+_CLAIM_DUE_SCRIPT = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(due) do redis.call('ZREM', KEYS[1], member) end
+return due
 """
 
 
@@ -280,6 +396,9 @@ class RedisStore(StateStore):
         )
         self._finish = self.client.register_script(_FINISH_SCRIPT)
         self._claim = self.client.register_script(_CLAIM_SCRIPT)
+        self._save = self.client.register_script(_SAVE_SCRIPT)
+        self._claim_due = self.client.register_script(_CLAIM_DUE_SCRIPT)
+        self.deadlines_key = f"{prefix}deadlines"
 
     def _keys(self, wf_id: str) -> tuple[str, str, str]:
         base = f"{self.prefix}wf:{wf_id}"
@@ -300,7 +419,11 @@ class RedisStore(StateStore):
                 pipe.expire(key, self.ttl)
 
     def create_workflow(
-        self, workflow: dict[str, Any], plan: dict[str, Any], first_task: dict[str, Any] | None = None
+        self,
+        workflow: dict[str, Any],
+        plan: str,
+        first_task: dict[str, Any] | None = None,
+        deadlines: list[Due] | None = None,
     ) -> None:
         wf_id = workflow["workflowId"]
         main, tasks, seq = self._keys(wf_id)
@@ -313,6 +436,8 @@ class RedisStore(StateStore):
             if first_task is not None:
                 pipe.hset(tasks, first_task["taskId"], json.dumps(first_task))
                 pipe.set(seq, 1)
+            if deadlines:
+                pipe.zadd(self.deadlines_key, {deadline.member(): due for deadline, due in deadlines})
             self._expire(pipe, wf_id)
             pipe.execute()
 
@@ -335,22 +460,38 @@ class RedisStore(StateStore):
         task: dict[str, Any],
         scheduled: dict[str, Any] | None = None,
         finish: dict[str, Any] | None = None,
-    ) -> bool:
-        key = self._keys(wf_id)[1]
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.hset(key, task["taskId"], json.dumps(task))
-            if scheduled is not None:
-                pipe.hsetnx(key, scheduled["taskId"], json.dumps(scheduled))
-            if self.ttl > 0:
-                pipe.expire(key, self.ttl)
-            if finish is not None:
-                self._finish(keys=list(self._keys(wf_id)), args=self._finish_args(finish), client=pipe)
-            replies = pipe.execute()
-        return bool(replies[-1]) if finish is not None else False
+        expect: tuple[str, int] | None = None,
+        deadline: Due | None = None,
+    ) -> Saved:
+        main, tasks, seq = self._keys(wf_id)
+        args: list[Any] = [
+            task["taskId"],
+            json.dumps(task),
+            expect[0] if expect else "",
+            str(int(expect[1])) if expect else "",
+            scheduled["taskId"] if scheduled else "",
+            json.dumps(scheduled) if scheduled else "",
+            self.ttl,
+            deadline[0].member() if deadline else "",
+            deadline[1] if deadline else 0,
+            ",".join(TERMINAL_WORKFLOW_STATUSES),
+        ]
+        for name, value in (finish or {}).items():
+            args += [name, json.dumps(value)]
+        applied, ended = self._save(keys=[tasks, main, seq, self.deadlines_key], args=args)
+        return Saved(bool(applied), bool(ended))
 
-    def claim_task(self, wf_id: str, task: dict[str, Any], takeover: bool) -> str | None:
+    def claim_due(self, now_ms: int, limit: int = 100) -> list[Deadline]:
+        members = self._claim_due(keys=[self.deadlines_key], args=[now_ms, limit])
+        return [Deadline.from_member(member) for member in members]
+
+    def claim_task(
+        self, wf_id: str, task: dict[str, Any], takeover: bool, deadline: Due | None = None
+    ) -> str | None:
         key = self._keys(wf_id)[1]
-        status = self._claim(keys=[key], args=[task["taskId"], json.dumps(task), "1" if takeover else "0"])
+        args = [task["taskId"], json.dumps(task), "1" if takeover else "0"]
+        args += [deadline[0].member(), deadline[1]] if deadline else ["", 0]
+        status = self._claim(keys=[key, self.deadlines_key], args=args)
         return status or None
 
     def workflow_fields(self, wf_id: str) -> dict[str, Any] | None:
