@@ -34,7 +34,10 @@ translator_queue_per_task = _settings.queue_per_task
 translator_hard_timeout_grace = _settings.hard_timeout_grace
 
 # Redis redelivers unacknowledged messages after the visibility timeout: it must exceed the longest
-# countdown (retry delay, startDelay) plus the longest task run time.
+# countdown plus the longest task run time. Delays (retry delays, startDelay) longer than
+# translator_park_after wait in the state store instead, and the sweeper sends them when due.
+translator_park_after = _settings.park_after
+translator_sweep_interval = _settings.sweep_interval
 # Messages of a worker that died unacknowledged come back once older than the visibility timeout;
 # every worker looks for them each TRANSLATOR_RESTORE_INTERVAL seconds.
 broker_transport_options = {

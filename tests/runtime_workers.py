@@ -44,12 +44,14 @@ def add(a: int, b: int) -> dict[str, Any]:
 
 
 @worker_task("sleepy")
-def sleepy(seconds: float = 0.3) -> dict[str, Any]:
-    """Take some time (for concurrency limits)."""
+def sleepy(task_context: TaskContext, seconds: float = 0.3) -> dict[str, Any]:
+    """Take some time (for concurrency limits), sending heartbeats."""
     import time
 
     began = time.time()
-    time.sleep(float(seconds))
+    while time.time() < began + float(seconds):
+        time.sleep(min(0.25, max(0.0, began + float(seconds) - time.time())))
+        task_context.heartbeat()
     return {"began": began, "ended": time.time()}
 
 
@@ -80,3 +82,18 @@ def marked(seconds: float, task_context: TaskContext) -> dict[str, Any]:
     client.sadd("test:effects", task_context.task_id)
     client.incr(f"test:runs:{task_context.task_id}")
     return {"done": task_context.task_id}
+
+
+@worker_task("hang_first")
+def hang_first(seconds: float, task_context: TaskContext) -> dict[str, Any]:
+    """The first attempt hangs for ``seconds`` (then records a side effect); later ones return at once."""
+    import os
+    import time
+
+    import redis
+
+    if task_context.retry_count == 0:
+        time.sleep(float(seconds))
+        client = redis.Redis.from_url(os.environ["TRANSLATOR_STATE_URL"])
+        client.sadd("test:late", task_context.task_id)
+    return {"attempt": task_context.retry_count}

@@ -24,7 +24,9 @@ def run(tmp_path_factory):
     base = tmp_path_factory.mktemp("timeouts")
     with (
         redis_server(base / "redis") as url,
-        celery_worker(url, base / "worker.log", concurrency=2) as worker,
+        celery_worker(
+            url, base / "worker.log", concurrency=2, extra_env={"TRANSLATOR_HARD_TIMEOUT_GRACE": "1"}
+        ) as worker,
     ):
         client = Celery("timeouts-client", broker=url)
         client.conf.update(task_serializer="json", accept_content=["json"], translator_hard_timeout_grace=1)

@@ -20,19 +20,20 @@ from celery import Celery
 from celery.app.amqp import AMQP
 from celery.exceptions import Reject
 
+from translator.compiler import STEP_TASK, TIMED_OUT_TASK, park_after
+from translator.dispatch import follow, start_failure_workflow
 from translator.limits import Limiter, MemoryLimiter, RedisLimiter
-from translator.runtime import Outcome, execute_step, hard_timeout
+from translator.runtime import FAILURE_WORKFLOW_STATUSES, Outcome, execute_step, hard_timeout, plan_of
 from translator.settings import DEFAULT_BROKER_URL
 from translator.state import MemoryStore, RedisStore, StateStore
-
-STEP_TASK = "translator.step"
-TIMED_OUT_TASK = "translator.step_timed_out"
+from translator.sweeper import DEFAULT_INTERVAL, Sweeper
 
 log = logging.getLogger("translator.celery")
 
 _store: StateStore | None = None
 _limiter: Limiter | None = None
 _store_lock = threading.Lock()
+_sweeper: Sweeper | None = None
 
 
 def set_store(store: StateStore | None) -> None:
@@ -53,6 +54,10 @@ def get_limiter(app: Celery) -> Limiter:
             else:
                 _limiter = MemoryLimiter()
         return _limiter
+
+
+def sweep_interval(app: Celery) -> float:
+    return float(app.conf.get("translator_sweep_interval") or DEFAULT_INTERVAL)
 
 
 def get_store(app: Celery) -> StateStore:
@@ -78,16 +83,6 @@ def _redis_or_none(url: Any) -> str | None:
     return text if text.startswith(("redis://", "rediss://", "unix://")) else None
 
 
-def _next_ref(chain: list[dict[str, Any]] | None) -> str | None:
-    """The reference of the step that follows in the chain (None when this one is the last)."""
-    if not chain:
-        return None
-    following = chain[-1]
-    if following.get("task") != STEP_TASK:
-        return None
-    return (following.get("kwargs") or {}).get("ref")
-
-
 class ShadowNamedEvents(AMQP):
     """Celery's AMQP helper, with ``task-sent`` events named by the task's shadow.
 
@@ -106,7 +101,7 @@ class ShadowNamedEvents(AMQP):
 
 
 def install(app: Celery) -> None:
-    """Register translator's tasks on ``app`` (idempotent)."""
+    """Register translator's tasks on ``app`` (idempotent), and run a sweeper in its workers."""
     if STEP_TASK in app.tasks:
         return
     if "amqp" not in app.__dict__:  # not created yet: use the shadow-aware one
@@ -115,25 +110,39 @@ def install(app: Celery) -> None:
     @app.task(bind=True, name=STEP_TASK, ignore_result=True, max_retries=None, acks_late=True)
     def step(self: Any, *, wf: str, ref: str, deferred: int = 0) -> None:
         store = get_store(app)
-        next_ref = _next_ref(self.request.chain)
         worker_id = self.request.hostname or "embedded"
         attempt = self.request.retries - deferred  # deferrals are Celery retries too, not attempts
-        limiter = get_limiter(app)
         redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
         try:
-            result = execute_step(store, wf, ref, attempt, worker_id, next_ref, limiter, redelivered)
+            result = execute_step(
+                store,
+                wf,
+                ref,
+                attempt,
+                worker_id,
+                get_limiter(app),
+                redelivered,
+                park_after=park_after(app),
+                celery_id=self.request.id,
+            )
+            if result.ended in FAILURE_WORKFLOW_STATUSES:
+                start_failure_workflow(app, store, wf)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             # The state store is unreachable: give the message back (or leave it unacknowledged
             # for the broker to restore), never drop it; the attempt has not run.
             log.warning("state store unreachable (%s); step %s of %s requeued", exc, ref, wf)
             time.sleep(1)
             raise Reject(str(exc), requeue=True) from None
-        if result.outcome in (Outcome.RETRY, Outcome.DEFER):
-            deferred += result.outcome is Outcome.DEFER
-            kwargs = {"wf": wf, "ref": ref, "deferred": deferred}
+        if result.outcome is Outcome.DEFER:
+            kwargs = {"wf": wf, "ref": ref, "deferred": deferred + 1}
             raise self.retry(countdown=result.countdown, kwargs=kwargs, max_retries=None)
-        if result.outcome is Outcome.STOP:
-            self.request.chain = None  # the workflow is over: send nothing more
+        if result.outcome is Outcome.RETRY:
+            kwargs = {"wf": wf, "ref": ref, "deferred": deferred}
+            raise self.retry(
+                countdown=result.countdown, kwargs=kwargs, max_retries=None, expires=result.expires
+            )
+        if result.outcome in (Outcome.STOP, Outcome.PARKED):
+            self.request.chain = None  # nothing more to send from here
 
     @app.task(name=TIMED_OUT_TASK, ignore_result=True)
     def step_timed_out(request: Any, exc: Any, traceback: Any, **_: Any) -> None:
@@ -145,13 +154,24 @@ def install(app: Celery) -> None:
             return  # other failures are recorded by the step itself
         kwargs = dict(request.kwargs or {})
         wf, ref, deferred = kwargs["wf"], kwargs["ref"], int(kwargs.get("deferred", 0))
-        chain = list(request.chain or [])
-        result = hard_timeout(get_store(app), wf, ref, request.retries - deferred, _next_ref(chain))
-        if result.outcome is Outcome.RETRY:
-            retry = step.signature_from_request(
-                request, countdown=result.countdown, retries=request.retries + 1
-            )
-            retry.apply_async()
-        elif result.outcome is Outcome.CONTINUE and chain:
-            following = app.signature(chain.pop())
-            following.apply_async(chain=chain)
+        store = get_store(app)
+        result = hard_timeout(store, wf, ref, request.retries - deferred, park_after(app))
+        plan = plan_of(store, store.workflow_fields(wf) or {})
+        if plan is not None:
+            follow(app, store, plan, wf, ref, result)
+
+    from celery import signals
+
+    def start_sweeper(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", app) is app and app.conf.get("translator_sweeper", True):
+            global _sweeper
+            _sweeper = Sweeper(app, get_store(app), sweep_interval(app)).start()
+
+    def stop_sweeper(**_: Any) -> None:
+        global _sweeper
+        if _sweeper is not None:
+            _sweeper.stop()
+            _sweeper = None
+
+    signals.worker_ready.connect(start_sweeper, weak=False)  # sent by the `celery worker` command
+    signals.worker_shutdown.connect(stop_sweeper, weak=False)

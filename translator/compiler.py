@@ -15,17 +15,30 @@ from typing import Any
 from celery import Celery, chain
 from celery.canvas import Signature
 
-from translator.celery_app import STEP_TASK, TIMED_OUT_TASK
-from translator.plan import Plan, Step
+from translator.plan import Plan, Step, message_expiry
+from translator.runtime import DEFAULT_PARK_AFTER
 
 DRY_RUN_WORKFLOW_ID = "<workflowId>"
+STEP_TASK = "translator.step"  # one attempt of one task (translator.celery_app)
+TIMED_OUT_TASK = "translator.step_timed_out"  # errback of a step killed at its hard time limit
 
 
 HARD_TIMEOUT_GRACE = 30  # seconds between the soft and the hard time limit of a step
 
 
-def step_options(step: Step, wf_id: str, queue: str, grace: int = HARD_TIMEOUT_GRACE) -> dict[str, Any]:
-    """Celery options of a step: names for Flower, queue, countdown (startDelay), time limits."""
+def step_options(
+    step: Step,
+    wf_id: str,
+    queue: str,
+    grace: int = HARD_TIMEOUT_GRACE,
+    park_after: float = DEFAULT_PARK_AFTER,
+    countdown: float | None = None,
+) -> dict[str, Any]:
+    """Celery options of a step: names for Flower, queue, countdown (startDelay, or ``countdown``),
+    expiry (pollTimeoutSeconds), time limits (timeoutSeconds).
+
+    A delay longer than ``park_after`` is not a countdown: the step parks itself in the state store
+    when it arrives early, and the sweeper sends it when it is due."""
     options: dict[str, Any] = {
         "shadow": step.name,
         "queue": queue,
@@ -33,8 +46,13 @@ def step_options(step: Step, wf_id: str, queue: str, grace: int = HARD_TIMEOUT_G
         "argsrepr": "()",
     }
     policy = step.policy
-    if policy.start_delay > 0:
-        options["countdown"] = policy.start_delay
+    if countdown is None:
+        countdown = policy.start_delay if policy.start_delay <= park_after else 0
+    if countdown > 0:
+        options["countdown"] = countdown
+    expires = message_expiry(step, countdown)
+    if expires is not None:
+        options["expires"] = expires
     if policy.timeout_seconds > 0 and policy.timeout_policy != "ALERT_ONLY":
         # The soft limit raises in the worker function (the step records TIMED_OUT); the hard limit
         # kills a step that ignores it, and the errback records TIMED_OUT from the main process.
@@ -63,15 +81,38 @@ def queue_for(step: Step, default_queue: str, per_task: bool) -> str:
     return default_queue
 
 
-def compile_plan(plan: Plan, wf_id: str, app: Celery) -> Signature:
-    """The canvas that runs ``plan`` as execution ``wf_id``."""
+def park_after(app: Celery) -> float:
+    """Delays longer than this many seconds wait in the state store instead of the broker."""
+    return float(app.conf.get("translator_park_after") or DEFAULT_PARK_AFTER)
+
+
+def compile_plan(
+    plan: Plan,
+    wf_id: str,
+    app: Celery,
+    *,
+    start: str | None = None,
+    attempt: int = 0,
+    countdown: float | None = None,
+) -> Signature:
+    """The canvas that runs ``plan`` as execution ``wf_id``.
+
+    ``start``: begin at this step (a continuation), as attempt ``attempt`` after ``countdown``
+    seconds (default: its startDelay)."""
     per_task = bool(app.conf.get("translator_queue_per_task"))
+    grace = int(app.conf.get("translator_hard_timeout_grace") or HARD_TIMEOUT_GRACE)
+    parking = park_after(app)
+    steps = plan.steps()
+    if start is not None:
+        steps = steps[[s.ref for s in steps].index(start) :]
     links: list[Signature] = []
-    for step in plan.steps():
+    for index, step in enumerate(steps):
         signature = app.signature(STEP_TASK, kwargs={"wf": wf_id, "ref": step.ref}, immutable=True)
         queue = queue_for(step, app.conf.task_default_queue, per_task)
-        grace = int(app.conf.get("translator_hard_timeout_grace") or HARD_TIMEOUT_GRACE)
-        options = step_options(step, wf_id, queue, grace)
+        first = index == 0
+        options = step_options(step, wf_id, queue, grace, parking, countdown if first else None)
+        if first and attempt:
+            options["retries"] = attempt  # the step counts attempts by Celery retries
         if "time_limit" in options:
             options["link_error"] = [app.signature(TIMED_OUT_TASK, immutable=False)]
         links.append(signature.set(**options))

@@ -185,11 +185,15 @@ class Catalog:
         return found.value if found else None
 
     def workflow(self, name: str, version: int | None = None) -> WorkflowDef | None:
+        found = self.located_workflow(name, version)
+        return found.value if found else None
+
+    def located_workflow(self, name: str, version: int | None = None) -> Located[WorkflowDef] | None:
+        """A workflow by name and version (None: the highest version found) with its file."""
         if version is not None:
-            found = self.workflows.get((name, version))
-            return found.value if found else None
+            return self.workflows.get((name, version))
         versions = [v for (n, v) in self.workflows if n == name]
-        return self.workflows[(name, max(versions))].value if versions else None
+        return self.workflows[(name, max(versions))] if versions else None
 
 
 @dataclass

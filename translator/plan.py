@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from translator.errors import DefinitionError
 from translator.issues import Issue, error
-from translator.loader import WorkflowBundle
+from translator.loader import WORKFLOWS_DIR, WorkflowBundle, with_file
 from translator.model import TaskDef, WorkflowDef, WorkflowTask
 from translator.retry import RetryDelay, retry_delay
 from translator.tasktypes import SUPPORTED_TYPES, TaskType
@@ -117,6 +118,9 @@ class Plan:
     input_template: dict[str, Any]
     variables: dict[str, Any]
     definition: dict[str, Any] = field(repr=False)
+    timeout_seconds: int = 0  # the workflow's timeoutSeconds (0: none)
+    timeout_policy: str = "ALERT_ONLY"
+    failure: Plan | None = None  # the failureWorkflow, planned with this one
 
     def steps(self) -> list[Step]:
         return list(self.root.nodes)
@@ -126,6 +130,12 @@ class Plan:
             if node.ref == ref:
                 return node
         raise KeyError(ref)
+
+    def next_ref(self, ref: str) -> str | None:
+        """The reference of the step that runs after ``ref`` (None when ``ref`` is the last)."""
+        refs = [node.ref for node in self.root.nodes]
+        index = refs.index(ref)
+        return refs[index + 1] if index + 1 < len(refs) else None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,6 +156,9 @@ class Plan:
             input_template=data["input_template"],
             variables=data["variables"],
             definition=data["definition"],
+            timeout_seconds=data.get("timeout_seconds", 0),
+            timeout_policy=data.get("timeout_policy", "ALERT_ONLY"),
+            failure=cls.from_json(data["failure"]) if data.get("failure") else None,
         )
 
 
@@ -157,10 +170,48 @@ def _taskdef_for(task: WorkflowTask, bundle: WorkflowBundle) -> TaskDef:
 
 
 def build_plan(bundle: WorkflowBundle) -> Plan:
-    """Lower a validated workflow to the intermediate form."""
+    """Lower a validated workflow (and its failureWorkflow) to the intermediate form."""
     workflow: WorkflowDef | None = bundle.definition
     if workflow is None:
         raise DefinitionError(f"{bundle.file}: no workflow definition to plan")
+    return _plan_workflow(workflow, bundle, bundle.file, ())
+
+
+def _failure_plan(
+    workflow: WorkflowDef, bundle: WorkflowBundle, file: str, within: tuple[str, ...]
+) -> Plan | None:
+    """The failureWorkflow's plan, found by name (and version) among the workflows next to the file.
+
+    ``within``: the workflows whose failure workflow this is (a cycle is an error)."""
+    name = workflow.failureWorkflow
+    if not name:
+        return None
+
+    def problem(code: str, message: str) -> DefinitionError:
+        issues = with_file([error("/failureWorkflow", code, message)], file)
+        return DefinitionError(f"{file}: cannot plan the workflow", issues)
+
+    if name.startswith("$"):
+        raise problem(
+            "unsupported",
+            f"failureWorkflow {name!r}: a name read from the workflow input is not supported; "
+            "name the failure workflow",
+        )
+    found = bundle.catalog.located_workflow(name, workflow.failureWorkflowVersion)
+    if found is None:
+        version = f" version {workflow.failureWorkflowVersion}" if workflow.failureWorkflowVersion else ""
+        raise problem(
+            "failure-workflow-not-found",
+            f"failure workflow {name!r}{version} not found: put its definition in "
+            f"{Path(bundle.file).parent} or its {WORKFLOWS_DIR}/ directory",
+        )
+    if name in within:
+        cycle = " -> ".join([*within, name])
+        raise problem("failure-workflow-cycle", f"failure workflows form a cycle: {cycle}")
+    return _plan_workflow(found.value, bundle, found.file, within)
+
+
+def _plan_workflow(workflow: WorkflowDef, bundle: WorkflowBundle, file: str, within: tuple[str, ...]) -> Plan:
     problems: list[Issue] = []
     steps: list[Step] = []
     for index, task in enumerate(workflow.tasks):
@@ -181,7 +232,7 @@ def build_plan(bundle: WorkflowBundle) -> Plan:
             )
         )
     if problems:
-        raise DefinitionError(f"{bundle.file}: cannot plan the workflow", problems)
+        raise DefinitionError(f"{file}: cannot plan the workflow", with_file(problems, file))
     return Plan(
         name=workflow.name or "",
         version=workflow.version,
@@ -190,7 +241,20 @@ def build_plan(bundle: WorkflowBundle) -> Plan:
         input_template=workflow.inputTemplate,
         variables=workflow.variables,
         definition=workflow.to_json(),
+        timeout_seconds=workflow.timeoutSeconds,
+        timeout_policy=workflow.timeoutPolicy.value,
+        failure=_failure_plan(workflow, bundle, file, (*within, workflow.name or "")),
     )
+
+
+def message_expiry(step: Step, countdown: float) -> float | None:
+    """Seconds until a step's message expires: pollTimeoutSeconds after it is due. None when there is
+    no poll timeout, or when the timeoutPolicy is ALERT_ONLY (the attempt must still run late). An
+    expired message is dropped by the worker; the poll deadline times the attempt out."""
+    policy = step.policy
+    if not policy.poll_timeout_seconds or policy.timeout_policy == "ALERT_ONLY":
+        return None
+    return countdown + policy.poll_timeout_seconds
 
 
 def longest_countdown(step: Step) -> int:

@@ -21,15 +21,16 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 from kombu.utils.imports import symbol_by_name
 
-from translator.celery_app import get_store, set_store
-from translator.compiler import compile_plan
+from translator.celery_app import get_store, set_store, sweep_interval
+from translator.dispatch import launch
 from translator.embedded import EmbeddedWorker, configure_embedded
 from translator.errors import BrokerUnavailable, TranslatorError, UsageError, WorkflowNotFound
 from translator.plan import Plan, build_plan
-from translator.runtime import new_workflow_id, start_workflow, terminate
+from translator.runtime import new_workflow_id, terminate
 from translator.settings import Settings
 from translator.state import RedisStore, StateStore, StoreUnavailable, safe_url
 from translator.status import WorkflowStatus
+from translator.sweeper import Sweeper
 from translator.validate import load_valid_workflow
 from translator.workers import get_worker, registered_task_names
 
@@ -68,7 +69,7 @@ def open_session(settings: Settings | None = None, *, concurrency: int = 4) -> I
         with contextlib.ExitStack() as services:
             for path in app.conf.get("translator_embedded_services") or []:
                 services.enter_context(symbol_by_name(path)())
-            with EmbeddedWorker(app, concurrency=concurrency):
+            with EmbeddedWorker(app, concurrency=concurrency), Sweeper(app, store, sweep_interval(app)):
                 yield Session(app, store, embedded=True)
         set_store(None)
         return
@@ -123,10 +124,8 @@ def submit(session: Session, plan: Plan, workflow_input: dict[str, Any]) -> str:
         if missing:
             raise UsageError(missing_workers_message(missing))
     wf_id = new_workflow_id()
-    canvas = compile_plan(plan, wf_id, session.app)
-    start_workflow(session.store, plan, workflow_input, workflow_id=wf_id)
     try:
-        canvas.apply_async()
+        launch(session.app, session.store, plan, workflow_input, workflow_id=wf_id)
     except (OperationalError, OSError) as exc:
         terminate(session.store, wf_id, f"could not be sent to the broker: {exc}")
         raise BrokerUnavailable(f"could not send workflow {wf_id} to the broker: {exc}") from None

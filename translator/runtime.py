@@ -15,7 +15,7 @@ import logging
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -30,7 +30,7 @@ from translator.expressions import (
     resolve_task_input,
 )
 from translator.limits import Limiter, Limits
-from translator.plan import Plan, Step
+from translator.plan import Plan, Step, message_expiry
 from translator.state import Deadline, Due, StateStore, now_ms
 from translator.status import TaskStatus, WorkflowStatus, workflow_status_for_failed_task
 from translator.workers import TaskContext, get_worker
@@ -59,9 +59,10 @@ _TASK_DOCUMENT_FIELDS = (
 
 class Outcome(Enum):
     CONTINUE = "continue"  # run the next step
-    RETRY = "retry"  # run this step again after ``countdown`` seconds, as a new attempt
-    DEFER = "defer"  # a global limit is reached: run the same attempt after ``countdown`` seconds
-    STOP = "stop"  # the workflow is over (or was never there): run nothing more
+    RETRY = "retry"  # run this step again after ``countdown`` seconds, as attempt ``attempt``
+    DEFER = "defer"  # not due yet, or a global limit is reached: same attempt after ``countdown`` s
+    PARKED = "parked"  # a long delay: a ``wake`` deadline sends the attempt when it is due
+    STOP = "stop"  # the workflow is over (or someone else carries it on): run nothing more
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,16 @@ class StepResult:
     outcome: Outcome
     countdown: float = 0.0
     task_id: str | None = None
+    attempt: int = 0  # RETRY: the attempt to run
+    expires: float | None = None  # RETRY: seconds until its message expires (pollTimeoutSeconds)
+    ended: WorkflowStatus | None = None  # this call ended the workflow with this status
+
+
+DEFAULT_PARK_AFTER = 300  # seconds: longer delays wait in the store, not in the broker (see wake)
+NOT_DUE_TOLERANCE_MS = 1000  # a message this early for its attempt runs anyway
+TIME_LIMIT_SLACK_MS = 5000  # after a step's hard time limit, before its response timeout may act
+FAILURE_START_GRACE_MS = 30_000  # the sweeper starts a failureWorkflow its ender did not start by then
+FAILURE_WORKFLOW_KEY = "conductor.failure_workflow"  # where Conductor records the failure workflow's id
 
 
 def attempt_id(wf_id: str, ref: str, attempt: int) -> str:
@@ -201,8 +212,10 @@ def start_workflow(
     *,
     workflow_id: str | None = None,
     correlation_id: str | None = None,
-) -> str:
-    """Create the execution record with its first task SCHEDULED; returns the workflow id."""
+    park_after: float = DEFAULT_PARK_AFTER,
+) -> str | None:
+    """Create the execution record with its first task SCHEDULED; returns the workflow id (None when
+    ``workflow_id`` is taken)."""
     wf_id = workflow_id or new_workflow_id()
     now = now_ms()
     record = {
@@ -226,8 +239,50 @@ def start_workflow(
     }
     steps = plan.steps()
     first = scheduled_record(record, steps[0], 0, 1) if steps else None
-    store.create_workflow(record, plan.json_text, first)
+    deadlines = scheduling_deadlines(first, steps[0] if steps else None, park_after)
+    timeout = workflow_deadline(record, plan)
+    if timeout is not None:
+        deadlines.append(timeout)
+    if not store.create_workflow(record, plan.json_text, first, deadlines):
+        return None
     return wf_id
+
+
+def failure_workflow_id(wf_id: str) -> str:
+    """The id of the failureWorkflow started for ``wf_id`` (fixed, so it is started once)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"translator:{wf_id}:failureWorkflow"))
+
+
+def failure_workflow_input(execution: Mapping[str, Any]) -> dict[str, Any]:
+    """Conductor's input of a failureWorkflow: the failed workflow's input plus what went wrong."""
+    data: dict[str, Any] = dict(execution.get("input") or {})
+    data.update(
+        workflowId=execution["workflowId"],
+        reason=execution.get("reasonForIncompletion"),
+        failureStatus=execution["status"],
+    )
+    failed_refs = set(execution.get("failedReferenceTaskNames") or [])
+    failed = [t for t in execution.get("tasks", []) if t["referenceTaskName"] in failed_refs]
+    if failed:
+        data["failureTaskId"] = failed[-1]["taskId"]
+    data["failedWorkflow"] = dict(execution)
+    return data
+
+
+def _with_failure_workflow(
+    plan: Plan, wf_id: str, fields: dict[str, Any]
+) -> tuple[dict[str, Any], list[Due]]:
+    """Ending fields that start the failureWorkflow (its id in the output, a fallback deadline)."""
+    status = WorkflowStatus(fields["status"])
+    if plan.failure is None or status not in FAILURE_WORKFLOW_STATUSES:
+        return fields, []
+    output = fields.get("output")
+    output = dict(output) if isinstance(output, dict) else {}
+    output[FAILURE_WORKFLOW_KEY] = failure_workflow_id(wf_id)
+    return {**fields, "output": output}, [(failure_deadline(wf_id), now_ms() + FAILURE_START_GRACE_MS)]
+
+
+FAILURE_WORKFLOW_STATUSES = (WorkflowStatus.FAILED, WorkflowStatus.TIMED_OUT, WorkflowStatus.TERMINATED)
 
 
 def workflow_output(plan: Plan, workflow: Mapping[str, Any], tasks: list[dict[str, Any]]) -> Any:
@@ -302,6 +357,84 @@ def _failure_reason(task: Mapping[str, Any], status: WorkflowStatus) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Deadlines: what the sweeper (translator.sweeper) acts on, registered with the writes that create
+# their reason and dropped with the writes that end it.
+
+
+def due_ms(record: Mapping[str, Any]) -> int:
+    """When a SCHEDULED attempt is due to run (after its startDelay or retry delay)."""
+    return int(record["scheduledTime"]) + int(record.get("callbackAfterSeconds") or 0) * 1000
+
+
+def _deadline(kind: str, record: Mapping[str, Any], token: int) -> Deadline:
+    return Deadline(
+        kind, record["workflowInstanceId"], record["referenceTaskName"], record["retryCount"], token
+    )
+
+
+def response_deadline(record: Mapping[str, Any], step: Step) -> Due | None:
+    """responseTimeoutSeconds (+ callbackAfterSeconds) after an attempt started: unresponsive."""
+    seconds = step.policy.response_timeout_seconds
+    if seconds <= 0 or not record.get("startTime"):
+        return None
+    token = int(record["startTime"])
+    grace = seconds + int(record.get("callbackAfterSeconds") or 0)
+    return _deadline("response", record, token), token + grace * 1000
+
+
+def poll_deadline(record: Mapping[str, Any], step: Step) -> Due | None:
+    """pollTimeoutSeconds after a SCHEDULED attempt is due: never picked up."""
+    seconds = step.policy.poll_timeout_seconds
+    if not seconds:
+        return None
+    return _deadline("poll", record, int(record["scheduledTime"])), due_ms(record) + seconds * 1000
+
+
+def total_deadline(record: Mapping[str, Any], step: Step) -> Due | None:
+    """totalTimeoutSeconds after the first attempt was scheduled (set with attempt 0)."""
+    seconds = step.policy.total_timeout_seconds
+    if seconds <= 0 or record["retryCount"] != 0:
+        return None
+    token = int(record["scheduledTime"])
+    return _deadline("total", record, token), token + seconds * 1000
+
+
+def wake_deadline(record: Mapping[str, Any]) -> Due:
+    """Send a parked attempt when it is due."""
+    return _deadline("wake", record, int(record["scheduledTime"])), due_ms(record)
+
+
+def workflow_deadline(workflow: Mapping[str, Any], plan: Plan) -> Due | None:
+    if plan.timeout_seconds <= 0:
+        return None
+    token = int(workflow["createTime"])
+    return Deadline("workflow", workflow["workflowId"], token=token), token + plan.timeout_seconds * 1000
+
+
+def failure_deadline(wf_id: str) -> Deadline:
+    return Deadline("failure", wf_id)
+
+
+def scheduling_deadlines(record: Mapping[str, Any] | None, step: Step | None, park_after: float) -> list[Due]:
+    """The deadlines of a new SCHEDULED attempt: poll, total (first attempt), wake (long delay)."""
+    if record is None or step is None:
+        return []
+    found = [d for d in (poll_deadline(record, step), total_deadline(record, step)) if d is not None]
+    if int(record.get("callbackAfterSeconds") or 0) > park_after:
+        found.append(wake_deadline(record))
+    return found
+
+
+def attempt_deadlines(record: Mapping[str, Any], step: Step) -> list[Deadline]:
+    """Every per-attempt deadline ``record`` may have registered (dropped when the attempt ends)."""
+    found = [_deadline("poll", record, int(record["scheduledTime"])), wake_deadline(record)[0]]
+    response = response_deadline(record, step)
+    if response is not None:
+        found.append(response[0])
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
 # One attempt of one step
 
 
@@ -316,9 +449,13 @@ class _Attempt:
     step: Step
     record: dict[str, Any]
     seq: int  # reserved for the one record this attempt may schedule
-    next_ref: str | None
     redelivered: bool = False
     expect: tuple[str, int] = ("SCHEDULED", 0)  # the stored record's (status, startTime) writes require
+    park_after: float = DEFAULT_PARK_AFTER
+
+    @property
+    def next_ref(self) -> str | None:
+        return self.plan.next_ref(self.step.ref)
 
     def with_record(self) -> list[dict[str, Any]]:
         """The tasks with this attempt's record in its current state."""
@@ -326,23 +463,11 @@ class _Attempt:
         return sorted([*others, self.record], key=lambda t: t.get("seq", 0))
 
 
-def execute_step(
-    store: StateStore,
-    wf_id: str,
-    ref: str,
-    attempt: int,
-    worker_id: str,
-    next_ref: str | None,
-    limiter: Limiter | None = None,
-    redelivered: bool = False,
-) -> StepResult:
-    """Run attempt ``attempt`` of step ``ref``; ``next_ref`` is the following step (None: last).
-
-    Never raises for task failures: the result says what the Celery layer must do next. With a
-    ``limiter``, a step whose task definition is over its rate or concurrency limit is deferred.
-    ``redelivered``: the broker delivers this message again (its worker died): an attempt left
-    IN_PROGRESS is taken over; otherwise an IN_PROGRESS attempt belongs to another delivery.
-    """
+def _load_attempt(
+    store: StateStore, wf_id: str, ref: str, attempt: int, park_after: float, *, create: bool = False
+) -> _Attempt | StepResult:
+    """The attempt as stored, or STOP when there is nothing to do (no such workflow, it ended, or the
+    record is missing and ``create`` is false)."""
     snap = store.snapshot(wf_id)
     workflow = snap.workflow
     plan = plan_of(store, workflow) if workflow is not None else None
@@ -355,63 +480,94 @@ def execute_step(
     task_id = attempt_id(wf_id, ref, attempt)
     record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
     seq = snap.seq
-    if record is None:  # its scheduler died before writing it: create it now
-        record = scheduled_record(workflow, step, attempt, seq)
+    if record is None:
+        if not create:
+            return StepResult(Outcome.STOP)
+        record = scheduled_record(workflow, step, attempt, seq)  # its scheduler died before writing it
         seq = store.next_seq(wf_id)
+    expect = (record["status"], int(record.get("startTime") or 0))
+    return _Attempt(
+        store, plan, workflow, snap.tasks, step, record, seq, expect=expect, park_after=park_after
+    )
+
+
+def execute_step(
+    store: StateStore,
+    wf_id: str,
+    ref: str,
+    attempt: int,
+    worker_id: str,
+    limiter: Limiter | None = None,
+    redelivered: bool = False,
+    *,
+    park_after: float = DEFAULT_PARK_AFTER,
+    celery_id: str | None = None,
+) -> StepResult:
+    """Run attempt ``attempt`` of step ``ref``.
+
+    Never raises for task failures: the result says what the Celery layer must do next. With a
+    ``limiter``, a step whose task definition is over its rate or concurrency limit is deferred.
+    ``redelivered``: the broker delivers this message again (its worker died): an attempt left
+    IN_PROGRESS is taken over; otherwise an IN_PROGRESS attempt belongs to another delivery. A
+    message that arrives before its attempt is due waits (``DEFER``), or, for longer than
+    ``park_after`` seconds, is parked in the store. ``celery_id`` is recorded (``celeryTaskId``) so
+    the attempt can be revoked.
+    """
+    loaded = _load_attempt(store, wf_id, ref, attempt, park_after, create=True)
+    if isinstance(loaded, StepResult):
+        return loaded
+    run, record, step = loaded, loaded.record, loaded.step
+    run.redelivered = redelivered
     status = TaskStatus(record["status"])
     if status.terminal or (status is TaskStatus.IN_PROGRESS and not redelivered):
-        return _already_handled(step, status, task_id)
-    expect = (record["status"], int(record.get("startTime") or 0))
-    run = _Attempt(store, plan, workflow, snap.tasks, step, record, seq, next_ref, redelivered, expect)
+        return _already_handled(step, status, record["taskId"])
+    if status is TaskStatus.SCHEDULED:
+        early = due_ms(record) - now_ms()
+        if early > park_after * 1000:
+            store.add_deadlines([wake_deadline(record)])
+            return StepResult(Outcome.PARKED, task_id=record["taskId"])
+        if early > NOT_DUE_TOLERANCE_MS:
+            return StepResult(Outcome.DEFER, countdown=early / 1000, task_id=record["taskId"])
+    if celery_id:
+        record["celeryTaskId"] = celery_id
     policy = step.policy
     limits = Limits(
         policy.rate_limit_per_frequency, policy.rate_limit_frequency_in_seconds, policy.concurrent_exec_limit
     )
     if limiter is None or not limits.active:
         return _run_attempt(run, attempt, worker_id)
-    admission = limiter.acquire(policy.task_def_name, task_id, limits)
+    admission = limiter.acquire(policy.task_def_name, record["taskId"], limits)
     if not admission.admitted:
-        return StepResult(Outcome.DEFER, countdown=admission.wait, task_id=task_id)
-    with limiter.hold(policy.task_def_name, task_id, limits):
+        if admission.wait > park_after:
+            store.add_deadlines([(wake_deadline(record)[0], now_ms() + int(admission.wait * 1000))])
+            return StepResult(Outcome.PARKED, task_id=record["taskId"])
+        return StepResult(Outcome.DEFER, countdown=admission.wait, task_id=record["taskId"])
+    with limiter.hold(policy.task_def_name, record["taskId"], limits):
         return _run_attempt(run, attempt, worker_id, started_ms=admission.at_ms)
 
 
-def response_deadline(record: Mapping[str, Any], step: Step) -> Due | None:
-    """When an IN_PROGRESS attempt counts as unresponsive (responseTimeoutSeconds after its start)."""
-    seconds = step.policy.response_timeout_seconds
-    if seconds <= 0:
-        return None
-    token = int(record["startTime"])
-    return Deadline("response", record["workflowInstanceId"], step.ref, record["retryCount"], token), (
-        token + seconds * 1000
+def _first_scheduled(run: _Attempt) -> int:
+    return min(
+        (t["scheduledTime"] for t in run.with_record() if t["referenceTaskName"] == run.step.ref),
+        default=run.record["scheduledTime"],
     )
 
 
-def poll_deadline(record: Mapping[str, Any] | None, plan: Plan) -> Due | None:
-    """When a SCHEDULED attempt counts as never picked up (pollTimeoutSeconds after it is due)."""
-    if record is None:
-        return None
-    seconds = plan.step(record["referenceTaskName"]).policy.poll_timeout_seconds
-    if not seconds:
-        return None
-    token = int(record["scheduledTime"])
-    due = token + (int(record.get("callbackAfterSeconds") or 0) + seconds) * 1000
-    deadline = Deadline(
-        "poll", record["workflowInstanceId"], record["referenceTaskName"], record["retryCount"], token
+def total_timeout_reason(run: _Attempt) -> str:
+    """Conductor's message when totalTimeoutSeconds is spent."""
+    policy = run.step.policy
+    elapsed = (now_ms() - _first_scheduled(run)) // 1000
+    return (
+        f"Task {policy.task_def_name}/{run.record['taskId']} exceeded total timeout of "
+        f"{policy.total_timeout_seconds} seconds (elapsed {elapsed} seconds across all attempts including "
+        f"retry delays). Timeout policy: {policy.timeout_policy}"
     )
-    return deadline, due
 
 
 def _over_total_budget(run: _Attempt) -> bool:
     """totalTimeoutSeconds: the time since the first attempt was scheduled is spent."""
     budget = run.step.policy.total_timeout_seconds
-    if budget <= 0:
-        return False
-    first = min(
-        (t["scheduledTime"] for t in run.with_record() if t["referenceTaskName"] == run.step.ref),
-        default=run.record["scheduledTime"],
-    )
-    return now_ms() - first >= budget * 1000
+    return budget > 0 and now_ms() - _first_scheduled(run) >= budget * 1000
 
 
 def _already_handled(step: Step, status: TaskStatus, task_id: str) -> StepResult:
@@ -443,8 +599,13 @@ def _run_attempt(run: _Attempt, attempt: int, worker_id: str, started_ms: int | 
         )
     except ExpressionError as exc:
         return _after_failure(run, TaskStatus.FAILED_WITH_TERMINAL_ERROR, str(exc))
+    response = response_deadline(record, step)
     taken = run.store.claim_task(
-        wf_id, record, takeover=run.redelivered, deadline=response_deadline(record, step)
+        wf_id,
+        record,
+        takeover=run.redelivered,
+        deadlines=[response] if response else [],
+        clear=[_deadline("poll", record, int(record["scheduledTime"])), wake_deadline(record)[0]],
     )
     if taken is not None:  # another delivery claimed it first, or it ended meanwhile
         return _already_handled(step, TaskStatus(taken), record["taskId"])
@@ -458,7 +619,15 @@ def _run_attempt(run: _Attempt, attempt: int, worker_id: str, started_ms: int | 
             "(TRANSLATOR_WORKER_MODULES, or celery -A tasks worker -I MODULE)"
         )
         return _after_failure(run, TaskStatus.FAILED_WITH_TERMINAL_ERROR, reason)
-    context = TaskContext(wf_id, record["taskId"], step.ref, step.name, attempt, worker_id)
+    context = TaskContext(
+        wf_id,
+        record["taskId"],
+        step.ref,
+        step.name,
+        attempt,
+        worker_id,
+        beat=_heartbeat(run.store, record, step),
+    )
     try:
         output = worker.call(record["inputData"], context)
     except SoftTimeLimitExceeded:
@@ -487,23 +656,67 @@ def _run_attempt(run: _Attempt, attempt: int, worker_id: str, started_ms: int | 
     return _carry_on(run)
 
 
+def _heartbeat(store: StateStore, record: Mapping[str, Any], step: Step) -> Callable[[], None] | None:
+    """What ``TaskContext.heartbeat`` does: push the attempt's response deadline back."""
+    seconds = step.policy.response_timeout_seconds
+    response = response_deadline(record, step)
+    if response is None:
+        return None
+    deadline = response[0]
+
+    def beat() -> None:
+        store.add_deadlines([(deadline, now_ms() + seconds * 1000)])
+
+    return beat
+
+
+def _ref_ended(run: _Attempt) -> list[Deadline]:
+    """Deadlines to drop when the step is over for good: those of the attempt, and its total timeout."""
+    clear = attempt_deadlines(run.record, run.step)
+    if run.step.policy.total_timeout_seconds > 0:
+        first = {**run.record, "retryCount": 0, "scheduledTime": _first_scheduled(run)}
+        clear.append(_deadline("total", first, int(first["scheduledTime"])))
+    return clear
+
+
+def _workflow_ended(
+    run: _Attempt, fields: dict[str, Any]
+) -> tuple[dict[str, Any], list[Due], list[Deadline]]:
+    """The ending fields with the failureWorkflow's part, and the deadlines to add and drop."""
+    fields, adds = _with_failure_workflow(run.plan, run.workflow["workflowId"], fields)
+    timeout = workflow_deadline(run.workflow, run.plan)
+    return fields, adds, [timeout[0]] if timeout else []
+
+
 def _carry_on(run: _Attempt) -> StepResult:
     """Save the finished record and schedule the next step, or complete the workflow."""
     wf_id = run.workflow["workflowId"]
     following = None
-    if run.next_ref is not None:
-        following = scheduled_record(run.workflow, run.plan.step(run.next_ref), 0, run.seq)
+    adds: list[Due] = []
+    clear = _ref_ended(run)
     finish = None
-    if run.next_ref is None:  # the last step ends the workflow in the same round trip
-        finish = completion_fields(run.plan, run.workflow, run.with_record())
+    next_ref = run.next_ref
+    if next_ref is not None:
+        next_step = run.plan.step(next_ref)
+        following = scheduled_record(run.workflow, next_step, 0, run.seq)
+        adds = scheduling_deadlines(following, next_step, run.park_after)
+    else:  # the last step ends the workflow in the same round trip
+        finish, adds, more = _workflow_ended(
+            run, completion_fields(run.plan, run.workflow, run.with_record())
+        )
+        clear += more
     saved = run.store.save_tasks(
-        wf_id, run.record, following, finish, expect=run.expect, deadline=poll_deadline(following, run.plan)
+        wf_id, run.record, following, finish, expect=run.expect, deadlines=adds, clear=clear
     )
     if not saved.applied:  # timed out or canceled meanwhile: whoever did it carries the workflow on
         return StepResult(Outcome.STOP, task_id=run.record["taskId"])
+    ended = None
     if finish is not None:
         _log_end(saved.ended, run.plan, wf_id, finish)
-    return StepResult(Outcome.CONTINUE, task_id=run.record["taskId"])
+        ended = WorkflowStatus(finish["status"]) if saved.ended else None
+    if following is not None and int(following["callbackAfterSeconds"]) > run.park_after:
+        return StepResult(Outcome.PARKED, task_id=run.record["taskId"])  # its wake deadline sends it
+    return StepResult(Outcome.CONTINUE, task_id=run.record["taskId"], ended=ended)
 
 
 def timeout_reason(step: Step, time_limit: str) -> str:
@@ -515,27 +728,16 @@ def timeout_reason(step: Step, time_limit: str) -> str:
     )
 
 
-def hard_timeout(store: StateStore, wf_id: str, ref: str, attempt: int, next_ref: str | None) -> StepResult:
-    """A worker process was killed at its hard time limit: time the attempt out, apply the policy."""
-    snap = store.snapshot(wf_id)
-    workflow = snap.workflow
-    plan = plan_of(store, workflow) if workflow is not None else None
-    if plan is None or workflow is None or WorkflowStatus(workflow["status"]).terminal:
-        return StepResult(Outcome.STOP)
-    step = plan.step(ref)
-    task_id = attempt_id(wf_id, ref, attempt)
-    record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
-    if record is None or TaskStatus(record["status"]).terminal:
-        return StepResult(Outcome.STOP)
-    expect = (record["status"], int(record.get("startTime") or 0))
-    run = _Attempt(store, plan, workflow, snap.tasks, step, record, snap.seq, next_ref, expect=expect)
-    return _after_failure(run, TaskStatus.TIMED_OUT, timeout_reason(step, time_limit="hard"))
-
-
 def _after_failure(
-    run: _Attempt, status: TaskStatus, reason: str, consult_timeout_policy: bool = True
+    run: _Attempt,
+    status: TaskStatus,
+    reason: str,
+    consult_timeout_policy: bool = True,
+    budget_spent: bool = False,
 ) -> StepResult:
-    """Conductor's decision after a failed attempt: retry, carry on, or fail the workflow."""
+    """Conductor's decision after a failed attempt: retry, carry on, or fail the workflow.
+
+    ``budget_spent``: the reason already says that totalTimeoutSeconds is spent."""
     wf_id, record, policy = run.workflow["workflowId"], run.record, run.step.policy
     now = now_ms()
     record.update(status=status.value, reasonForIncompletion=reason, endTime=now, updateTime=now)
@@ -544,11 +746,10 @@ def _after_failure(
         consult_timeout_policy and status is TaskStatus.TIMED_OUT and policy.timeout_policy == "TIME_OUT_WF"
     )
     may_retry = status.retriable and attempt < policy.retry_count and not time_out_workflow
-    if may_retry and _over_total_budget(run):  # totalTimeoutSeconds spent: no more retries
+    if may_retry and (budget_spent or _over_total_budget(run)):  # totalTimeoutSeconds: no more retries
         may_retry = False
-        record["reasonForIncompletion"] = (
-            f"{reason} (totalTimeoutSeconds {policy.total_timeout_seconds} spent)"
-        )
+        if not budget_spent:
+            record["reasonForIncompletion"] = f"{reason}; {total_timeout_reason(run)}"
     if may_retry:
         delay = policy.retry_delay(attempt)
         record["retried"] = True
@@ -561,11 +762,24 @@ def _after_failure(
             callback_after_seconds=delay.seconds,
         )
         saved = run.store.save_tasks(
-            wf_id, record, retry, expect=run.expect, deadline=poll_deadline(retry, run.plan)
+            wf_id,
+            record,
+            retry,
+            expect=run.expect,
+            deadlines=scheduling_deadlines(retry, run.step, run.park_after),
+            clear=attempt_deadlines(record, run.step),
         )
         if not saved.applied:
             return StepResult(Outcome.STOP, task_id=record["taskId"])
-        return StepResult(Outcome.RETRY, countdown=delay.countdown, task_id=retry["taskId"])
+        if delay.seconds > run.park_after:
+            return StepResult(Outcome.PARKED, task_id=retry["taskId"])
+        return StepResult(
+            Outcome.RETRY,
+            countdown=delay.countdown,
+            task_id=retry["taskId"],
+            attempt=attempt + 1,
+            expires=message_expiry(run.step, delay.countdown),
+        )
     if policy.optional:
         record["status"] = TaskStatus.COMPLETED_WITH_ERRORS.value
         return _carry_on(run)
@@ -575,6 +789,155 @@ def _after_failure(
     finish = ending_fields(
         run.plan, run.workflow, run.with_record(), final, _failure_reason(record, final), [record]
     )
-    saved = run.store.save_tasks(wf_id, record, None, finish, expect=run.expect)
+    finish, adds, clear = _workflow_ended(run, finish)
+    saved = run.store.save_tasks(
+        wf_id, record, None, finish, expect=run.expect, deadlines=adds, clear=clear + _ref_ended(run)
+    )
     _log_end(saved.ended, run.plan, wf_id, finish)
-    return StepResult(Outcome.STOP, task_id=record["taskId"])
+    return StepResult(Outcome.STOP, task_id=record["taskId"], ended=final if saved.ended else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Timeouts found outside the step: a killed step, and the deadlines the sweeper finds due
+
+
+def hard_timeout(
+    store: StateStore, wf_id: str, ref: str, attempt: int, park_after: float = DEFAULT_PARK_AFTER
+) -> StepResult:
+    """A worker process was killed at its hard time limit: time the attempt out, apply the policy."""
+    loaded = _load_attempt(store, wf_id, ref, attempt, park_after)
+    if isinstance(loaded, StepResult):
+        return loaded
+    if TaskStatus(loaded.record["status"]).terminal:
+        return StepResult(Outcome.STOP)
+    return _after_failure(loaded, TaskStatus.TIMED_OUT, timeout_reason(loaded.step, time_limit="hard"))
+
+
+def _current(
+    store: StateStore, deadline: Deadline, status: TaskStatus, token_field: str, park_after: float
+) -> _Attempt | None:
+    """The attempt a deadline was set for, if it is still in ``status`` with the same token."""
+    loaded = _load_attempt(store, deadline.wf, deadline.ref, deadline.attempt, park_after)
+    if isinstance(loaded, StepResult):
+        return None
+    record = loaded.record
+    if record["status"] != status.value or int(record.get(token_field) or 0) != deadline.token:
+        return None
+    return loaded
+
+
+def response_timed_out(
+    store: StateStore, deadline: Deadline, park_after: float, time_limit_grace: int = 30
+) -> StepResult:
+    """responseTimeoutSeconds passed for a running attempt: TIMED_OUT, then the retry rules
+    (whatever the timeoutPolicy). The worker that ran it may still finish; its writes are refused.
+
+    When timeoutSeconds is enforced by time limits and is due as well, it takes precedence (as in
+    Conductor's decider): the worker's own limits act, and this check comes back once they must
+    have (a worker that died)."""
+    run = _current(store, deadline, TaskStatus.IN_PROGRESS, "startTime", park_after)
+    if run is None:
+        return StepResult(Outcome.STOP)
+    policy = run.step.policy
+    elapsed = now_ms() - deadline.token
+    if policy.timeout_seconds > 0 and policy.timeout_policy != "ALERT_ONLY":
+        limits_done = (policy.timeout_seconds + time_limit_grace) * 1000 + TIME_LIMIT_SLACK_MS
+        if policy.timeout_seconds * 1000 <= elapsed < limits_done:
+            return StepResult(Outcome.DEFER, countdown=(limits_done - elapsed) / 1000)  # check again
+    reason = (
+        f"responseTimeout: {policy.response_timeout_seconds} exceeded for the taskId: "
+        f"{run.record['taskId']} with Task Definition: {policy.task_def_name}"
+    )
+    log.warning("workflow %s: %s", deadline.wf, reason)
+    return _after_failure(run, TaskStatus.TIMED_OUT, reason, consult_timeout_policy=False)
+
+
+def poll_timed_out(store: StateStore, deadline: Deadline, park_after: float) -> StepResult:
+    """pollTimeoutSeconds passed for a SCHEDULED attempt nobody picked up: the timeoutPolicy."""
+    run = _current(store, deadline, TaskStatus.SCHEDULED, "scheduledTime", park_after)
+    if run is None:
+        return StepResult(Outcome.STOP)
+    policy = run.step.policy
+    elapsed = (
+        now_ms() - due_ms(run.record) + int(run.record.get("callbackAfterSeconds") or 0) * 1000
+    ) // 1000
+    reason = (
+        f"Task poll timed out after {elapsed} seconds. Poll timeout configured as "
+        f"{policy.poll_timeout_seconds} seconds. Timeout policy configured to {policy.timeout_policy}"
+    )
+    log.warning("workflow %s task %s: %s", deadline.wf, deadline.ref, reason)
+    if policy.timeout_policy == "ALERT_ONLY":
+        return StepResult(Outcome.STOP)
+    return _after_failure(run, TaskStatus.TIMED_OUT, reason)
+
+
+def total_timed_out(store: StateStore, deadline: Deadline, park_after: float) -> StepResult:
+    """totalTimeoutSeconds passed while the task still has an attempt to finish: the timeoutPolicy."""
+    snap = store.snapshot(deadline.wf)
+    attempts = [t for t in snap.tasks if t["referenceTaskName"] == deadline.ref]
+    if not attempts or TaskStatus(attempts[-1]["status"]).terminal:
+        return StepResult(Outcome.STOP)
+    if min(t["scheduledTime"] for t in attempts) != deadline.token:
+        return StepResult(Outcome.STOP)
+    latest = attempts[-1]
+    run = _current(
+        store,
+        Deadline("total", deadline.wf, deadline.ref, latest["retryCount"], int(latest.get("startTime") or 0)),
+        TaskStatus(latest["status"]),
+        "startTime",
+        park_after,
+    )
+    if run is None:
+        return StepResult(Outcome.STOP)
+    reason = total_timeout_reason(run)
+    log.warning("workflow %s: %s", deadline.wf, reason)
+    if run.step.policy.timeout_policy == "ALERT_ONLY":
+        return StepResult(Outcome.STOP)
+    return _after_failure(run, TaskStatus.TIMED_OUT, reason, budget_spent=True)
+
+
+@dataclass(frozen=True)
+class WorkflowTimeout:
+    ended: bool  # the workflow was ended TIMED_OUT by this call
+    running: list[str]  # Celery task ids of the attempts it canceled while they ran
+
+
+def workflow_timed_out(store: StateStore, deadline: Deadline) -> WorkflowTimeout:
+    """The workflow's timeoutSeconds passed: TIME_OUT_WF ends it TIMED_OUT and cancels its tasks,
+    ALERT_ONLY logs it."""
+    snap = store.snapshot(deadline.wf)
+    workflow = snap.workflow
+    plan = plan_of(store, workflow) if workflow is not None else None
+    nothing = WorkflowTimeout(False, [])
+    if plan is None or workflow is None or WorkflowStatus(workflow["status"]).terminal:
+        return nothing
+    if int(workflow.get("createTime") or 0) != deadline.token:
+        return nothing
+    elapsed = (now_ms() - deadline.token) // 1000
+    reason = (
+        f"Workflow timed out after {elapsed} seconds. Timeout configured as {plan.timeout_seconds} "
+        f"seconds. Timeout policy configured to {plan.timeout_policy}"
+    )
+    log.warning("workflow %s (%s): %s", deadline.wf, plan.name, reason)
+    if plan.timeout_policy != "TIME_OUT_WF":
+        return nothing
+    fields = ending_fields(plan, workflow, snap.tasks, WorkflowStatus.TIMED_OUT, reason)
+    fields, adds = _with_failure_workflow(plan, deadline.wf, fields)
+    store.add_deadlines(adds)
+    if not store.finish_workflow(deadline.wf, fields):
+        return nothing
+    _log_end(True, plan, deadline.wf, fields)
+    running = []
+    now = now_ms()
+    for task in snap.tasks:
+        status = TaskStatus(task["status"])
+        if status.terminal:
+            continue
+        if status is TaskStatus.IN_PROGRESS and task.get("celeryTaskId"):
+            running.append(task["celeryTaskId"])
+        task.update(
+            status=TaskStatus.CANCELED.value, endTime=now, updateTime=now, reasonForIncompletion=reason
+        )
+        store.save_task(deadline.wf, task)
+        store.done(attempt_deadlines(task, plan.step(task["referenceTaskName"])))
+    return WorkflowTimeout(True, running)

@@ -22,6 +22,20 @@ def env_int(name: str, default: int) -> int:
         raise UsageError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def env_float(name: str, default: float) -> float:
+    """A number of seconds from the environment; a clear error when it is not one."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise UsageError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
 def _redis_url(url: str | None) -> str | None:
     return url if url and url.split("://", 1)[0] in ("redis", "rediss", "unix") else None
 
@@ -38,6 +52,8 @@ class Settings:
     hard_timeout_grace: int  # seconds from a step's soft time limit to its hard one
     visibility_timeout: int
     restore_interval: int  # seconds between sweeps that give back messages of dead workers
+    park_after: int  # delays longer than this wait in the state store, not as broker countdowns
+    sweep_interval: float  # seconds between two passes of a worker's deadline sweeper
     worker_modules: tuple[str, ...]
 
     @classmethod
@@ -48,6 +64,7 @@ class Settings:
         modules = tuple(
             m.strip() for m in os.environ.get("TRANSLATOR_WORKER_MODULES", "").split(",") if m.strip()
         )
+        visibility = env_int("TRANSLATOR_VISIBILITY_TIMEOUT", 4 * 3600)
         return cls(
             broker_url=broker,
             result_backend=backend,
@@ -58,7 +75,11 @@ class Settings:
             queue_per_task=os.environ.get("TRANSLATOR_QUEUE_PER_TASK", "").strip().lower()
             in ("1", "true", "yes"),
             hard_timeout_grace=env_int("TRANSLATOR_HARD_TIMEOUT_GRACE", 30),
-            visibility_timeout=env_int("TRANSLATOR_VISIBILITY_TIMEOUT", 4 * 3600),
+            visibility_timeout=visibility,
             restore_interval=env_int("TRANSLATOR_RESTORE_INTERVAL", 60),
+            # A countdown is held unacknowledged by a worker: it must stay well inside the visibility
+            # timeout, or the broker delivers the message a second time.
+            park_after=max(1, min(env_int("TRANSLATOR_PARK_AFTER", 300), visibility // 2)),
+            sweep_interval=env_float("TRANSLATOR_SWEEP_INTERVAL", 1.0),
             worker_modules=modules,
         )

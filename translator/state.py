@@ -18,6 +18,7 @@ import json
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,13 +45,19 @@ class StoreUnavailable(TranslatorError):
 
 @dataclass(frozen=True)
 class Deadline:
-    """Something to check at a given time: an attempt's response or poll timeout, a workflow timeout."""
+    """Something to do at a given time, kept in the store until it is done (see ``claim_due``).
 
-    kind: str  # "response" | "poll" | "workflow"
+    Kinds: ``response`` (an IN_PROGRESS attempt's responseTimeoutSeconds), ``poll`` (a SCHEDULED
+    attempt's pollTimeoutSeconds), ``total`` (a task's totalTimeoutSeconds), ``workflow`` (the
+    workflow's timeoutSeconds), ``wake`` (send a parked attempt whose delay is over), ``failure``
+    (start the failureWorkflow of an ended workflow, if its ender could not).
+    """
+
+    kind: str
     wf: str
     ref: str = ""
     attempt: int = 0
-    token: int = 0  # startTime / scheduledTime / createTime the deadline was set for (staleness check)
+    token: int = 0  # startTime / scheduledTime / createTime it was set for: a changed record makes it stale
 
     def member(self) -> str:
         return json.dumps(
@@ -64,6 +71,15 @@ class Deadline:
 
 
 Due = tuple[Deadline, int]  # a deadline and when it is due (epoch ms)
+DEADLINE_LEASE_MS = 60_000  # a claimed deadline comes back after this unless marked done
+
+
+def _adds(deadlines: Sequence[Due]) -> str:
+    return json.dumps([[d.member(), due] for d, due in deadlines])
+
+
+def _removes(deadlines: Sequence[Deadline]) -> str:
+    return json.dumps([d.member() for d in deadlines])
 
 
 @dataclass(frozen=True)
@@ -92,12 +108,13 @@ class StateStore(ABC):
         workflow: dict[str, Any],
         plan: str,
         first_task: dict[str, Any] | None = None,
-        deadlines: list[Due] | None = None,
-    ) -> None:
-        """Store a new execution and its first SCHEDULED task (``seq`` 1) at once.
+        deadlines: Sequence[Due] = (),
+    ) -> bool:
+        """Store a new execution, its first SCHEDULED task (``seq`` 1) and its deadlines at once.
 
         ``plan`` is the plan's JSON text; it is stored once per distinct content (under its digest,
-        which the record keeps in its ``_plan`` field), so workers parse each plan once.
+        which the record keeps in its ``_plan`` field), so workers parse each plan once. False (and
+        nothing written) when an execution with this id exists.
         """
 
     @abstractmethod
@@ -112,23 +129,43 @@ class StateStore(ABC):
         scheduled: dict[str, Any] | None = None,
         finish: dict[str, Any] | None = None,
         expect: tuple[str, int] | None = None,
-        deadline: Due | None = None,
+        deadlines: Sequence[Due] = (),
+        clear: Sequence[Deadline] = (),
     ) -> Saved:
         """At once, while the workflow runs, and only if the stored record of ``task`` still has the
         ``expect``-ed (status, startTime): write ``task``; add ``scheduled`` unless a record with its id
-        exists; register ``deadline``; apply ``finish`` (the fields that end the workflow)."""
+        exists; register ``deadlines`` and drop ``clear``; apply ``finish`` (the fields that end the
+        workflow)."""
 
     @abstractmethod
-    def claim_due(self, now_ms: int, limit: int = 100) -> list[Deadline]:
-        """Take the deadlines due by ``now_ms`` (each one is handed to exactly one caller)."""
+    def add_deadlines(self, deadlines: Sequence[Due]) -> None: ...
+
+    @abstractmethod
+    def claim_due(self, now_ms: int, limit: int = 100, lease_ms: int = DEADLINE_LEASE_MS) -> list[Deadline]:
+        """Take the deadlines due by ``now_ms``: each is handed to one caller, and comes back
+        ``lease_ms`` later unless the caller marks it ``done`` (a sweeper that dies loses nothing)."""
+
+    @abstractmethod
+    def done(self, deadlines: Sequence[Deadline]) -> None:
+        """Forget handled deadlines."""
+
+    @abstractmethod
+    def pending_deadlines(self) -> int:
+        """How many deadlines are registered (for tests and monitoring)."""
 
     @abstractmethod
     def claim_task(
-        self, wf_id: str, task: dict[str, Any], takeover: bool, deadline: Due | None = None
+        self,
+        wf_id: str,
+        task: dict[str, Any],
+        takeover: bool,
+        deadlines: Sequence[Due] = (),
+        clear: Sequence[Deadline] = (),
     ) -> str | None:
         """Write ``task`` (IN_PROGRESS) only if the stored record is SCHEDULED, or IN_PROGRESS and
-        ``takeover`` (a redelivered message whose worker died). None when written, else the status
-        the record has (another delivery runs it, or it already ended)."""
+        ``takeover`` (a redelivered message whose worker died), registering ``deadlines`` and dropping
+        ``clear``. None when written, else the status the record has (another delivery runs it, or it
+        already ended)."""
 
     @abstractmethod
     def workflow_fields(self, wf_id: str) -> dict[str, Any] | None:
@@ -187,12 +224,14 @@ class MemoryStore(StateStore):
         workflow: dict[str, Any],
         plan: str,
         first_task: dict[str, Any] | None = None,
-        deadlines: list[Due] | None = None,
-    ) -> None:
+        deadlines: Sequence[Due] = (),
+    ) -> bool:
         wf_id = workflow["workflowId"]
         digest = plan_digest(plan)
         with self._lock:
-            for deadline, due in deadlines or []:
+            if wf_id in self._workflows:
+                return False
+            for deadline, due in deadlines:
                 self._deadlines[deadline.member()] = due
             self._workflows[wf_id] = {**json.loads(json.dumps(workflow)), "_plan": digest}
             self._plans[digest] = plan
@@ -201,6 +240,7 @@ class MemoryStore(StateStore):
             if first_task is not None:
                 self._tasks[wf_id][first_task["taskId"]] = json.dumps(first_task)
                 self._seq[wf_id] = 1
+            return True
 
     def snapshot(self, wf_id: str) -> Snapshot:
         with self._lock:
@@ -222,7 +262,8 @@ class MemoryStore(StateStore):
         scheduled: dict[str, Any] | None = None,
         finish: dict[str, Any] | None = None,
         expect: tuple[str, int] | None = None,
-        deadline: Due | None = None,
+        deadlines: Sequence[Due] = (),
+        clear: Sequence[Deadline] = (),
     ) -> Saved:
         with self._lock:
             workflow = self._workflows.get(wf_id)
@@ -237,22 +278,44 @@ class MemoryStore(StateStore):
             records[task["taskId"]] = json.dumps(task)
             if scheduled is not None and scheduled["taskId"] not in records:
                 records[scheduled["taskId"]] = json.dumps(scheduled)
-            if deadline is not None:
-                self._deadlines[deadline[0].member()] = deadline[1]
+            self._register(deadlines, clear)
             if finish is not None:
                 workflow.update(json.loads(json.dumps(finish)))
                 return Saved(True, True)
             return Saved(True, False)
 
-    def claim_due(self, now_ms: int, limit: int = 100) -> list[Deadline]:
+    def _register(self, deadlines: Sequence[Due], clear: Sequence[Deadline]) -> None:
+        for deadline in clear:
+            self._deadlines.pop(deadline.member(), None)
+        for deadline, due in deadlines:
+            self._deadlines[deadline.member()] = due
+
+    def add_deadlines(self, deadlines: Sequence[Due]) -> None:
+        with self._lock:
+            self._register(deadlines, ())
+
+    def claim_due(self, now_ms: int, limit: int = 100, lease_ms: int = DEADLINE_LEASE_MS) -> list[Deadline]:
         with self._lock:
             due = sorted((at, member) for member, at in self._deadlines.items() if at <= now_ms)[:limit]
             for _, member in due:
-                del self._deadlines[member]
+                self._deadlines[member] = now_ms + lease_ms
         return [Deadline.from_member(member) for _, member in due]
 
+    def done(self, deadlines: Sequence[Deadline]) -> None:
+        with self._lock:
+            self._register((), deadlines)
+
+    def pending_deadlines(self) -> int:
+        with self._lock:
+            return len(self._deadlines)
+
     def claim_task(
-        self, wf_id: str, task: dict[str, Any], takeover: bool, deadline: Due | None = None
+        self,
+        wf_id: str,
+        task: dict[str, Any],
+        takeover: bool,
+        deadlines: Sequence[Due] = (),
+        clear: Sequence[Deadline] = (),
     ) -> str | None:
         with self._lock:
             records = self._tasks.setdefault(wf_id, {})
@@ -260,8 +323,7 @@ class MemoryStore(StateStore):
             status = json.loads(current)["status"] if current else "SCHEDULED"
             if status == "SCHEDULED" or (status == "IN_PROGRESS" and takeover):
                 records[task["taskId"]] = json.dumps(task)
-                if deadline is not None:
-                    self._deadlines[deadline[0].member()] = deadline[1]
+                self._register(deadlines, clear)
                 return None
             return status
 
@@ -327,22 +389,35 @@ return 1
 """
 
 
-_CLAIM_SCRIPT = """
+# Deadlines to add (JSON [[member, due], ...]) and to drop (JSON [member, ...]).
+_DEADLINES_LUA = """
+local function deadlines(key, adds, removes)
+  for _, member in ipairs(cjson.decode(removes)) do redis.call('ZREM', key, member) end
+  for _, pair in ipairs(cjson.decode(adds)) do redis.call('ZADD', key, pair[2], pair[1]) end
+end
+"""
+
+_CLAIM_SCRIPT = (
+    _DEADLINES_LUA
+    + """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 local status = 'SCHEDULED'
 if current then status = cjson.decode(current)['status'] end
 if status == 'SCHEDULED' or (status == 'IN_PROGRESS' and ARGV[3] == '1') then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  if ARGV[4] ~= '' then redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4]) end
+  deadlines(KEYS[2], ARGV[4], ARGV[5])
   return false
 end
 return status
 """
+)
 
 # KEYS: tasks, workflow, seq, deadlines. ARGV: taskId, task JSON, expected status ('' = none),
-# expected startTime, scheduled id ('' = none), scheduled JSON, ttl, deadline member ('' = none),
-# deadline due, terminal statuses, then field/value pairs that end the workflow.
-_SAVE_SCRIPT = """
+# expected startTime, scheduled id ('' = none), scheduled JSON, ttl, deadlines to add, deadlines
+# to drop, terminal statuses, then field/value pairs that end the workflow.
+_SAVE_SCRIPT = (
+    _DEADLINES_LUA
+    + """
 local ttl = tonumber(ARGV[7])
 local wstatus = redis.call('HGET', KEYS[2], 'status')
 if not wstatus then return {0, 0} end
@@ -360,7 +435,7 @@ if ARGV[3] ~= '' then
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if ARGV[5] ~= '' then redis.call('HSETNX', KEYS[1], ARGV[5], ARGV[6]) end
-if ARGV[8] ~= '' then redis.call('ZADD', KEYS[4], ARGV[9], ARGV[8]) end
+deadlines(KEYS[4], ARGV[8], ARGV[9])
 if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
 if #ARGV > 10 then
   for i = 11, #ARGV - 1, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
@@ -371,10 +446,11 @@ if #ARGV > 10 then
 end
 return {1, 0}
 """
+)
 
 _CLAIM_DUE_SCRIPT = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, member in ipairs(due) do redis.call('ZREM', KEYS[1], member) end
+for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], member) end
 return due
 """
 
@@ -423,11 +499,13 @@ class RedisStore(StateStore):
         workflow: dict[str, Any],
         plan: str,
         first_task: dict[str, Any] | None = None,
-        deadlines: list[Due] | None = None,
-    ) -> None:
+        deadlines: Sequence[Due] = (),
+    ) -> bool:
         wf_id = workflow["workflowId"]
         main, tasks, seq = self._keys(wf_id)
         digest = plan_digest(plan)
+        if not self.client.hsetnx(main, "workflowId", json.dumps(wf_id)):
+            return False  # the id is taken (a failure workflow started twice)
         with self.client.pipeline(transaction=True) as pipe:
             fields = {k: json.dumps(v) for k, v in workflow.items()}
             fields["_plan"] = json.dumps(digest)
@@ -440,6 +518,7 @@ class RedisStore(StateStore):
                 pipe.zadd(self.deadlines_key, {deadline.member(): due for deadline, due in deadlines})
             self._expire(pipe, wf_id)
             pipe.execute()
+        return True
 
     def snapshot(self, wf_id: str) -> Snapshot:
         main, tasks, seq = self._keys(wf_id)
@@ -461,7 +540,8 @@ class RedisStore(StateStore):
         scheduled: dict[str, Any] | None = None,
         finish: dict[str, Any] | None = None,
         expect: tuple[str, int] | None = None,
-        deadline: Due | None = None,
+        deadlines: Sequence[Due] = (),
+        clear: Sequence[Deadline] = (),
     ) -> Saved:
         main, tasks, seq = self._keys(wf_id)
         args: list[Any] = [
@@ -472,8 +552,8 @@ class RedisStore(StateStore):
             scheduled["taskId"] if scheduled else "",
             json.dumps(scheduled) if scheduled else "",
             self.ttl,
-            deadline[0].member() if deadline else "",
-            deadline[1] if deadline else 0,
+            _adds(deadlines),
+            _removes(clear),
             ",".join(TERMINAL_WORKFLOW_STATUSES),
         ]
         for name, value in (finish or {}).items():
@@ -481,16 +561,31 @@ class RedisStore(StateStore):
         applied, ended = self._save(keys=[tasks, main, seq, self.deadlines_key], args=args)
         return Saved(bool(applied), bool(ended))
 
-    def claim_due(self, now_ms: int, limit: int = 100) -> list[Deadline]:
-        members = self._claim_due(keys=[self.deadlines_key], args=[now_ms, limit])
+    def add_deadlines(self, deadlines: Sequence[Due]) -> None:
+        if deadlines:
+            self.client.zadd(self.deadlines_key, {d.member(): due for d, due in deadlines})
+
+    def claim_due(self, now_ms: int, limit: int = 100, lease_ms: int = DEADLINE_LEASE_MS) -> list[Deadline]:
+        members = self._claim_due(keys=[self.deadlines_key], args=[now_ms, limit, now_ms + lease_ms])
         return [Deadline.from_member(member) for member in members]
 
+    def done(self, deadlines: Sequence[Deadline]) -> None:
+        if deadlines:
+            self.client.zrem(self.deadlines_key, *(d.member() for d in deadlines))
+
+    def pending_deadlines(self) -> int:
+        return int(self.client.zcard(self.deadlines_key))
+
     def claim_task(
-        self, wf_id: str, task: dict[str, Any], takeover: bool, deadline: Due | None = None
+        self,
+        wf_id: str,
+        task: dict[str, Any],
+        takeover: bool,
+        deadlines: Sequence[Due] = (),
+        clear: Sequence[Deadline] = (),
     ) -> str | None:
         key = self._keys(wf_id)[1]
-        args = [task["taskId"], json.dumps(task), "1" if takeover else "0"]
-        args += [deadline[0].member(), deadline[1]] if deadline else ["", 0]
+        args = [task["taskId"], json.dumps(task), "1" if takeover else "0", _adds(deadlines), _removes(clear)]
         status = self._claim(keys=[key, self.deadlines_key], args=args)
         return status or None
 

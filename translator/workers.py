@@ -17,7 +17,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from translator.errors import NonRetryableError, UsageError
@@ -35,6 +35,15 @@ class TaskContext:
     task_name: str
     retry_count: int
     worker_id: str
+    beat: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+
+    def heartbeat(self) -> None:
+        """Tell the runtime this attempt is alive: its responseTimeoutSeconds counts from now.
+
+        A worker that runs longer than its task's responseTimeoutSeconds must call this (as a
+        Conductor worker updates its task IN_PROGRESS), or the attempt is timed out and retried."""
+        if self.beat is not None:
+            self.beat()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,226 @@
+"""Deadlines the sweeper enforces, on real prefork workers and a private Redis: responseTimeoutSeconds
+(a hung worker, a killed worker), pollTimeoutSeconds (no worker consumes the queue), totalTimeoutSeconds,
+the workflow's timeoutSeconds, failureWorkflow, and long delays parked in the store."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+import redis
+from celery import Celery
+
+from tests.services import ROOT, celery_worker, redis_server, redis_server_binary
+from translator.celery_app import install
+from translator.runner import Session, prepare, submit, wait
+from translator.runtime import FAILURE_WORKFLOW_KEY, failure_workflow_id
+from translator.state import RedisStore
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(redis_server_binary() is None, reason="redis-server not installed"),
+]
+
+DEFS = ROOT / "tests" / "fixtures" / "runtime"
+
+
+class Client:
+    def __init__(self, url: str) -> None:
+        app = Celery("deadlines-client", broker=url)
+        app.conf.update(task_serializer="json", accept_content=["json"])
+        install(app)
+        self.url = url
+        self.store = RedisStore(url)
+        self.session = Session(app, self.store, embedded=False)
+        self.redis = redis.Redis.from_url(url, decode_responses=True)
+
+    def submit(self, name: str, workflow_input: dict | None = None) -> str:
+        return submit(self.session, prepare(DEFS / f"{name}.json"), workflow_input or {})
+
+    def run(self, name: str, workflow_input: dict | None = None, timeout: float = 60) -> dict:
+        return wait(self.store, self.submit(name, workflow_input), timeout=timeout)
+
+    def wait_task(self, wf_id: str, status: str, timeout: float = 20) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            tasks = self.store.tasks(wf_id)
+            if tasks and tasks[-1]["status"] == status:
+                return tasks[-1]
+            time.sleep(0.05)
+        raise AssertionError(f"no task of {wf_id} became {status}: {self.store.tasks(wf_id)}")
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    with redis_server(tmp_path_factory.mktemp("deadlines-redis")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def pool(redis_url, tmp_path_factory):
+    """A client and one prefork worker (its sweeper checks deadlines every 0.2 s)."""
+    log = tmp_path_factory.mktemp("deadlines") / "worker.log"
+    env = {"TRANSLATOR_SWEEP_INTERVAL": "0.2", "TRANSLATOR_PARK_AFTER": "1"}
+    with celery_worker(redis_url, log, concurrency=2, extra_env=env) as worker:
+        client = Client(redis_url)
+        client.worker = worker  # type: ignore[attr-defined]
+        yield client
+
+
+def _kill_worker(worker) -> None:
+    """SIGKILL a worker's pool processes and its main process (nothing is acknowledged)."""
+    subprocess.run(["pkill", "-KILL", "-P", str(worker.process.pid)], check=False)
+    worker.process.send_signal(signal.SIGKILL)
+    worker.process.wait(10)
+
+
+def test_response_timeout_retries_the_task_of_a_killed_worker(redis_url, tmp_path):
+    client = Client(redis_url)
+    env = {"TRANSLATOR_SWEEP_INTERVAL": "0.2"}  # default visibility timeout: no redelivery for hours
+    with celery_worker(
+        redis_url, tmp_path / "victim.log", concurrency=1, name="victim", extra_env=env
+    ) as victim:
+        wf_id = client.submit("response_killed")
+        client.wait_task(wf_id, "IN_PROGRESS")
+        _kill_worker(victim)
+    killed_at = time.monotonic()
+    with celery_worker(redis_url, tmp_path / "rescuer.log", concurrency=1, name="rescuer", extra_env=env):
+        execution = wait(client.store, wf_id, timeout=30)
+    assert execution["status"] == "COMPLETED"
+    first, second = execution["tasks"]
+    assert first["status"] == "TIMED_OUT" and second["status"] == "COMPLETED"
+    assert first["reasonForIncompletion"] == (
+        f"responseTimeout: 2 exceeded for the taskId: {first['taskId']} with Task Definition: hang_first"
+    )
+    assert second["retriedTaskId"] == first["taskId"] and second["outputData"] == {"attempt": 1}
+    assert time.monotonic() - killed_at < 20
+
+
+def test_response_timeout_of_a_hung_worker_refuses_its_late_result(pool):
+    execution = pool.run("response_hung")
+    assert execution["status"] == "COMPLETED"
+    attempts = [t for t in execution["tasks"] if t["referenceTaskName"] == "t"]
+    assert [t["status"] for t in attempts] == ["TIMED_OUT", "COMPLETED"]
+    assert execution["output"] == {"prev": 1}
+    timed_out = attempts[0]["taskId"]
+    deadline = time.monotonic() + 15  # the hung attempt ends after 6 s and tries to write
+    while timed_out not in pool.redis.smembers("test:late"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(0.5)
+    after = pool.store.workflow(execution["workflowId"])
+    assert [t["status"] for t in after["tasks"]] == ["TIMED_OUT", "COMPLETED", "COMPLETED"]
+    assert after["output"] == execution["output"]
+
+
+def test_poll_timeout_retry_policy_retries_then_times_out(pool):
+    began = time.monotonic()
+    execution = pool.run("poll_retry")
+    assert time.monotonic() - began >= 3.5  # two attempts, 2 s each, never picked up
+    assert [t["status"] for t in execution["tasks"]] == ["TIMED_OUT", "TIMED_OUT"]
+    assert execution["tasks"][0]["reasonForIncompletion"].startswith("Task poll timed out after 2 seconds.")
+    assert execution["tasks"][0]["reasonForIncompletion"].endswith(
+        "Poll timeout configured as 2 seconds. Timeout policy configured to RETRY"
+    )
+    assert execution["status"] == "TIMED_OUT"
+
+
+def test_poll_timeout_time_out_wf_policy_ends_the_workflow(pool):
+    execution = pool.run("poll_workflow")
+    assert [t["status"] for t in execution["tasks"]] == ["TIMED_OUT"]  # retryCount 2, no retry
+    assert execution["status"] == "TIMED_OUT"
+
+
+def test_poll_timeout_alert_only_keeps_the_task_waiting(pool, redis_url, tmp_path):
+    wf_id = pool.submit("poll_alert")
+    time.sleep(3)
+    assert pool.store.status(wf_id).value == "RUNNING"
+    assert pool.store.tasks(wf_id)[0]["status"] == "SCHEDULED"
+    assert "Task poll timed out after 2 seconds" in pool.worker.text()
+    # Expired messages of the other poll tests are dropped by this worker; this one runs.
+    with celery_worker(
+        redis_url, tmp_path / "late.log", concurrency=1, name="late", queues="noop-unserved"
+    ) as late:
+        execution = wait(pool.store, wf_id, timeout=30)
+    assert execution["status"] == "COMPLETED"
+    assert "expired" in late.text().lower()
+
+
+def test_total_timeout_stops_a_task_waiting_for_its_retry(pool):
+    began = time.monotonic()
+    execution = pool.run("total_timeout")
+    assert time.monotonic() - began < 6  # retries every 2 s for 5 retries would take 10 s
+    assert execution["status"] == "TIMED_OUT"
+    statuses = [t["status"] for t in execution["tasks"]]
+    assert statuses[-1] == "TIMED_OUT" and set(statuses[:-1]) == {"FAILED"}
+    assert "exceeded total timeout of 3 seconds" in execution["tasks"][-1]["reasonForIncompletion"]
+
+
+def test_workflow_timeout_cancels_and_stops_the_running_task_and_starts_the_failure_workflow(pool):
+    began = time.monotonic()
+    execution = pool.run("workflow_timeout")
+    assert time.monotonic() - began < 6
+    assert execution["status"] == "TIMED_OUT"
+    assert execution["reasonForIncompletion"].startswith("Workflow timed out after 2 seconds.")
+    assert execution["reasonForIncompletion"].endswith("Timeout policy configured to TIME_OUT_WF")
+    [task] = execution["tasks"]
+    assert task["status"] == "CANCELED"
+    failure_id = execution["output"][FAILURE_WORKFLOW_KEY]
+    assert failure_id == failure_workflow_id(execution["workflowId"])
+    handler = wait(pool.store, failure_id, timeout=30)
+    assert handler["status"] == "COMPLETED"
+    assert handler["output"]["status"] == "TIMED_OUT" and handler["output"]["failedStatus"] == "TIMED_OUT"
+    assert "taskId" not in handler["input"]  # no task failed: failureTaskId is absent
+    time.sleep(2)
+    assert task["taskId"] not in pool.redis.smembers("test:late")  # revoked: it never finished
+
+
+def test_workflow_timeout_alert_only_is_logged(pool):
+    execution = pool.run("workflow_timeout_alert")
+    assert execution["status"] == "COMPLETED"
+    assert "Workflow timed out after 1 seconds" in pool.worker.text()
+
+
+def test_failure_workflow_gets_conductors_input(pool):
+    execution = pool.run("failing_with_handler")
+    assert execution["status"] == "FAILED"
+    [task] = execution["tasks"]
+    failure_id = execution["output"][FAILURE_WORKFLOW_KEY]
+    handler = wait(pool.store, failure_id, timeout=30)
+    assert handler["status"] == "COMPLETED"
+    assert handler["workflowName"] == "on_failure"
+    assert handler["output"] == {
+        "failedId": execution["workflowId"],
+        "status": "FAILED",
+        "reason": execution["reasonForIncompletion"],
+        "taskId": task["taskId"],
+        "original": "kept",
+        "failedStatus": "FAILED",
+    }
+    failed = handler["input"]["failedWorkflow"]
+    assert failed["workflowId"] == execution["workflowId"] and failed["tasks"][0]["status"] == "FAILED"
+
+
+def test_long_delays_wait_in_the_store_not_the_broker(pool):
+    wf_id = pool.submit("parked")  # startDelay 3 and retryDelaySeconds 3, parked after 1 s
+    time.sleep(1.5)
+    waiting = pool.redis.zrange(pool.store.deadlines_key, 0, -1)
+    assert any('"kind": "wake"' in member for member in waiting)
+    assert pool.redis.llen("celery") == 0  # no message waits in the queue meanwhile
+    execution = wait(pool.store, wf_id, timeout=30)
+    assert execution["status"] == "COMPLETED"
+    first, second = execution["tasks"]
+    assert first["startTime"] - first["scheduledTime"] >= 2900
+    assert second["startTime"] - first["endTime"] >= 2900
+    assert first["pollCount"] == 1 and second["pollCount"] == 1
+
+
+def test_finished_workflows_leave_no_deadlines(pool):
+    ids = [pool.submit("pair") for _ in range(20)]
+    for wf_id in ids:
+        assert wait(pool.store, wf_id, timeout=60)["status"] == "COMPLETED"
+    time.sleep(0.5)
+    members = pool.redis.zrange(pool.store.deadlines_key, 0, -1)
+    assert not [m for m in members if any(wf_id in m for wf_id in ids)]
