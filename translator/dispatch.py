@@ -49,6 +49,9 @@ def launch(
     )
     if wf_id is None:
         return None
+    steps = plan.steps()
+    if steps and steps[0].policy.start_delay > park_after(app):
+        return wf_id  # parked: its wake deadline sends the first step when it is due
     compile_plan(plan, wf_id, app).apply_async()
     return wf_id
 
