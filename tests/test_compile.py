@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 from translator.compiler import canvas_json
 from translator.runner import celery_app, prepare
@@ -72,15 +74,6 @@ def test_invalid_definition_is_refused_with_every_issue(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_longest_countdown_covers_start_delay_and_retry_backoff():
-    from translator.plan import longest_countdown
-
-    image = prepare(ROOT / "definitions" / "image_convert_resize.json").steps()
-    assert [longest_countdown(s) for s in image] == [60, 30]
-    exponential = prepare(DEFS / "retry_exponential.json").steps()[0]
-    assert longest_countdown(exponential) == 4  # 1, 2, 4 for attempts 0..2
-
-
 def test_queue_names_follow_conductor():
     from translator.compiler import conductor_queue
 
@@ -100,3 +93,59 @@ def test_queue_per_task_setting(monkeypatch):
     monkeypatch.setitem(app.conf, "translator_queue_per_task", True)
     links = canvas_json(prepare(DEFS / "isolated.json"), app)["canvas"]["kwargs"]["tasks"]
     assert [link["options"]["queue"] for link in links] == ["echo", "add@ns1-gpu"]
+
+
+def _workflow_file(directory, name, **fields):
+    import json
+
+    data = {"name": name, "tasks": [{"name": "echo", "taskReferenceName": "e", "type": "SIMPLE"}], **fields}
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_failure_workflow_is_planned_with_its_workflow(tmp_path):
+    handler = _workflow_file(tmp_path, "handler", timeoutSeconds=5, timeoutPolicy="TIME_OUT_WF")
+    plan = prepare(_workflow_file(tmp_path, "main", failureWorkflow="handler"))
+    assert plan.failure is not None and plan.failure.name == "handler"
+    assert plan.failure.timeout_seconds == 5 and plan.failure.timeout_policy == "TIME_OUT_WF"
+    from translator.plan import Plan
+
+    assert Plan.from_json(plan.to_json()) == plan
+    assert handler.exists()
+
+
+@pytest.mark.parametrize(
+    ("failure", "others", "message"),
+    [
+        ("missing", {}, "failure workflow 'missing' not found"),
+        ("${workflow.input.handler}", {}, "a name read from the workflow input is not supported"),
+        (
+            "loop",
+            {"loop": {"failureWorkflow": "main"}},
+            "failure workflows form a cycle: main -> loop -> main",
+        ),
+    ],
+)
+def test_failure_workflow_problems_name_the_file_and_pointer(tmp_path, failure, others, message):
+    from translator.errors import DefinitionError
+
+    for name, fields in others.items():
+        _workflow_file(tmp_path, name, **fields)
+    main = _workflow_file(tmp_path, "main", failureWorkflow=failure)
+    with pytest.raises(DefinitionError) as caught:
+        prepare(main)
+    [issue] = caught.value.issues
+    assert issue.pointer == "/failureWorkflow" and message in issue.message
+    assert issue.file in (str(main), str(tmp_path / "loop.json"))
+
+
+def test_long_start_delays_are_not_countdowns():
+    from translator.compiler import step_options
+
+    step = prepare(DEFS / "parked.json").steps()[0]  # startDelay 3
+    assert step_options(step, "wf", "q", park_after=300)["countdown"] == 3
+    assert "countdown" not in step_options(step, "wf", "q", park_after=1)
+    poll = prepare(DEFS / "poll_retry.json").steps()[0]
+    assert step_options(poll, "wf", "q")["expires"] == 2  # pollTimeoutSeconds
+    assert "expires" not in step_options(prepare(DEFS / "poll_alert.json").steps()[0], "wf", "q")

@@ -99,3 +99,37 @@ def test_safe_url_hides_passwords():
     assert safe_url("redis://:secret@host:6379/0") == "redis://:***@host:6379/0"
     assert safe_url("redis://user:secret@host/0") == "redis://user:***@host/0"
     assert safe_url("redis://host:6379/0") == "redis://host:6379/0"
+
+
+def test_create_refuses_an_existing_id(store):
+    assert store.create_workflow(_workflow(), '{"plan": 1}', _task("t1", 1)) is True
+    assert store.create_workflow({**_workflow(), "input": {"b": 2}}, '{"plan": 1}') is False
+    assert store.workflow_fields("w1")["input"] == {"a": 1}
+
+
+def test_deadlines_are_claimed_once_leased_and_dropped_when_done(store):
+    from translator.state import Deadline
+
+    soon, later = Deadline("poll", "w1", "r", 0, 5), Deadline("response", "w1", "r", 0, 7)
+    store.add_deadlines([(soon, 1000), (later, 5000)])
+    assert store.claim_due(999) == []
+    assert store.claim_due(1000, lease_ms=100) == [soon]
+    assert store.claim_due(1050) == []  # leased to the first claimant
+    assert store.claim_due(1100) == [soon]  # not marked done: it comes back after the lease
+    store.done([soon])
+    assert store.claim_due(4999) == []
+    assert store.pending_deadlines() == 1
+    assert store.claim_due(10_000) == [later]
+
+
+def test_writes_register_and_drop_deadlines_atomically(store):
+    from translator.state import Deadline
+
+    store.create_workflow(_workflow(), '{"plan": 1}', _task("t1", 1), [(Deadline("workflow", "w1"), 50)])
+    poll, response = Deadline("poll", "w1", "r", 0, 1), Deadline("response", "w1", "r", 0, 2)
+    store.add_deadlines([(poll, 10)])
+    assert store.claim_task("w1", _task("t1", 1, "IN_PROGRESS"), False, [(response, 20)], [poll]) is None
+    assert store.claim_due(30, lease_ms=1000) == [response]
+    saved = store.save_tasks("w1", _task("t1", 1, "COMPLETED"), clear=[response, Deadline("workflow", "w1")])
+    assert saved.applied
+    assert store.pending_deadlines() == 0

@@ -118,8 +118,6 @@ def run(
     settings = Settings.from_env()
     if settings.broker_url is None:  # embedded: failures show in the progress lines, not as tracebacks
         logging.getLogger("translator").setLevel(logging.ERROR)
-    else:
-        _warn_long_countdowns(plan, settings.visibility_timeout)
     _warn_unenforced(plan, embedded=settings.broker_url is None)
     if no_wait and settings.broker_url is None:
         raise UsageError(
@@ -140,26 +138,15 @@ def run(
 
 
 def _warn_unenforced(plan, *, embedded: bool) -> None:
-    """Say which fields of the definitions are not enforced here (docs/semantics.md)."""
+    """Say which fields of the definitions cannot be enforced here (docs/semantics.md)."""
     from translator.plan import unenforced_fields
 
     for where, fields in unenforced_fields(plan, embedded=embedded).items():
-        click.echo(f"warning: {where}: {', '.join(fields)} not enforced by translator yet", err=True)
-
-
-def _warn_long_countdowns(plan, visibility_timeout: int) -> None:
-    """Redis redelivers a message still unacknowledged after the visibility timeout."""
-    from translator.plan import longest_countdown
-
-    for step in plan.steps():
-        longest = longest_countdown(step)
-        if longest >= visibility_timeout:
-            click.echo(
-                f"warning: {step.ref} may wait {longest} s before an attempt, not less than the broker's "
-                f"visibility timeout ({visibility_timeout} s): Redis could deliver it twice; raise "
-                "TRANSLATOR_VISIBILITY_TIMEOUT on the workers and here",
-                err=True,
-            )
+        click.echo(
+            f"warning: {where}: {', '.join(fields)} not enforced in an embedded run (its threads cannot "
+            "be stopped); run on a worker pool (CELERY_BROKER_URL) to enforce it",
+            err=True,
+        )
 
 
 @main.command(name="compile")

@@ -257,40 +257,18 @@ def message_expiry(step: Step, countdown: float) -> float | None:
     return countdown + policy.poll_timeout_seconds
 
 
-def longest_countdown(step: Step) -> int:
-    """The longest delay, in seconds, before any attempt of ``step`` (startDelay or a retry delay)."""
-    policy = step.policy
-    longest = policy.start_delay
-    for attempt in range(policy.retry_count):
-        delay = policy.retry_delay(attempt, jitter=False)
-        longest = max(longest, delay.seconds + (policy.backoff_jitter_ms + 999) // 1000)
-    return longest
-
-
 def unenforced_fields(plan: Plan, *, embedded: bool = False) -> dict[str, list[str]]:
-    """Fields set in the definitions that the runtime does not enforce (yet), by task reference.
+    """Fields set in the definitions that this run cannot enforce, by task reference.
 
-    ``embedded``: the threads pool of an embedded run cannot enforce time limits either.
+    Everything is enforced on a worker pool. ``embedded``: the threads pool of an embedded run
+    cannot stop a step at its time limit (timeoutSeconds; responseTimeoutSeconds still applies).
     """
     found: dict[str, list[str]] = {}
-    for step in plan.steps():
-        p = step.policy
-        fields = [
-            name
-            for name, active in (
-                ("timeoutSeconds", embedded and p.timeout_seconds > 0 and p.timeout_policy != "ALERT_ONLY"),
-                ("responseTimeoutSeconds", p.response_timeout_seconds != 3600),
-                ("pollTimeoutSeconds", bool(p.poll_timeout_seconds)),
-                ("totalTimeoutSeconds", p.total_timeout_seconds > 0),
-            )
-            if active
-        ]
-        if fields:
-            found[step.ref] = fields
-    definition = plan.definition
-    workflow_fields = [
-        name for name in ("timeoutSeconds", "failureWorkflow") if definition.get(name) not in (None, 0, "")
-    ]
-    if workflow_fields:
-        found[f"workflow {plan.name}"] = workflow_fields
+    if not embedded:
+        return found
+    for candidate in (plan, plan.failure):
+        for step in candidate.steps() if candidate is not None else []:
+            p = step.policy
+            if p.timeout_seconds > 0 and p.timeout_policy != "ALERT_ONLY":
+                found.setdefault(step.ref, []).append("timeoutSeconds")
     return found
