@@ -425,9 +425,23 @@ def scheduling_deadlines(record: Mapping[str, Any] | None, step: Step | None, pa
     return found
 
 
+def waiting_deadlines(record: Mapping[str, Any], step: Step) -> list[Deadline]:
+    """The deadlines a SCHEDULED attempt may have (poll, wake), dropped when it is claimed.
+
+    Only those its policy can create, so that the common step touches the deadlines once."""
+    policy = step.policy
+    found = []
+    if policy.poll_timeout_seconds:
+        found.append(_deadline("poll", record, int(record["scheduledTime"])))
+    limited = policy.rate_limit_per_frequency > 0 or policy.concurrent_exec_limit > 0
+    if limited or int(record.get("callbackAfterSeconds") or 0) > 0:
+        found.append(wake_deadline(record)[0])
+    return found
+
+
 def attempt_deadlines(record: Mapping[str, Any], step: Step) -> list[Deadline]:
     """Every per-attempt deadline ``record`` may have registered (dropped when the attempt ends)."""
-    found = [_deadline("poll", record, int(record["scheduledTime"])), wake_deadline(record)[0]]
+    found = waiting_deadlines(record, step)
     response = response_deadline(record, step)
     if response is not None:
         found.append(response[0])
@@ -605,7 +619,7 @@ def _run_attempt(run: _Attempt, attempt: int, worker_id: str, started_ms: int | 
         record,
         takeover=run.redelivered,
         deadlines=[response] if response else [],
-        clear=[_deadline("poll", record, int(record["scheduledTime"])), wake_deadline(record)[0]],
+        clear=waiting_deadlines(record, step),
     )
     if taken is not None:  # another delivery claimed it first, or it ended meanwhile
         return _already_handled(step, TaskStatus(taken), record["taskId"])
