@@ -279,3 +279,14 @@ def test_two_hundred_concurrent_workflows_embedded():
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1]) == {"embedded": True, "count": 200, "bad": []}
+
+
+def test_embedded_run_names_and_waits_for_the_failure_workflow():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "TRANSLATOR_"))}
+    env.update(TRANSLATOR_WORKER_MODULES="tests.runtime_workers", PYTHONPATH=str(ROOT))
+    definition = str(DEFS / "failing_with_handler.json")
+    result = translator_cli("run", definition, "--input", "-", env=env, stdin='{"original": "x"}')
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    failure_id = json.loads(result.stdout)["conductor.failure_workflow"]
+    assert f"failure workflow on_failure started: {failure_id}" in result.stderr
+    assert f"failure workflow on_failure {failure_id} COMPLETED" in result.stderr

@@ -394,3 +394,15 @@ def test_blog_curl_variant_names_the_missing_task_definition():
     rendered = [(Path(i.file).name, i.pointer, i.level.value, i.code) for i in issues]
     assert ("workflow_curl_body.json", "/tasks/1/name", "warning", "missing-taskdef") in rendered
     assert ("taskdefs_curl_body.json", "/0/responseTimeoutSeconds", "error", "timeout-order") in (rendered)
+
+
+def test_missing_failure_workflow_is_a_warning_with_its_pointer(tmp_path):
+    task = {"name": "t", "taskReferenceName": "t", "type": "SIMPLE"}
+    (tmp_path / "wf.json").write_text(
+        json.dumps({"name": "wf", "tasks": [task], "failureWorkflow": "cleanup"})
+    )
+    [issue] = [i for i in check_file(tmp_path / "wf.json") if i.code == "failure-workflow-not-found"]
+    assert issue.level is Level.WARNING and issue.pointer == "/failureWorkflow"
+    assert issue.file == str(tmp_path / "wf.json") and "'cleanup'" in issue.message
+    (tmp_path / "cleanup.json").write_text(json.dumps({"name": "cleanup", "tasks": [task]}))
+    assert not [i for i in check_file(tmp_path / "wf.json") if i.code == "failure-workflow-not-found"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -129,12 +130,44 @@ def run(
             click.echo(wf_id)
             return
         execution = wait(session.store, wf_id, timeout=timeout, progress=Progress())
+        _report_failure_workflow(session, plan, execution, timeout)
     status = execution["status"]
     click.echo(json.dumps(execution if full else execution.get("output", {}), indent=2))
     if status != "COMPLETED":
         reason = execution.get("reasonForIncompletion") or "no reason recorded"
         click.echo(f"error: workflow {wf_id} {status}: {reason}", err=True)
         sys.exit(EXIT_INVALID)
+
+
+def _report_failure_workflow(session, plan, execution: dict, timeout: float | None) -> None:
+    """Name the failure workflow a failed run started; an embedded run waits for it before exiting."""
+    from translator.errors import WorkflowNotFound
+    from translator.runner import wait
+    from translator.runtime import FAILURE_WORKFLOW_KEY
+
+    output = execution.get("output")
+    failure_id = output.get(FAILURE_WORKFLOW_KEY) if isinstance(output, dict) else None
+    if not failure_id or plan.failure is None:
+        return
+    click.echo(f"failure workflow {plan.failure.name} started: {failure_id}", err=True)
+    if not session.embedded:
+        return
+    began = time.monotonic()
+    while True:  # it is created right after the failed workflow ends
+        try:
+            ended = wait(session.store, failure_id, timeout=timeout)
+            break
+        except WorkflowNotFound:
+            if time.monotonic() - began > 10:
+                click.echo(f"warning: failure workflow {failure_id} did not start", err=True)
+                return
+            time.sleep(0.05)
+    reason = ended.get("reasonForIncompletion")
+    click.echo(
+        f"failure workflow {plan.failure.name} {failure_id} {ended['status']}"
+        + (f": {reason}" if reason else ""),
+        err=True,
+    )
 
 
 def _warn_unenforced(plan, *, embedded: bool) -> None:

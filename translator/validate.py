@@ -635,7 +635,26 @@ def validate_bundle(bundle: WorkflowBundle) -> list[Issue]:
             bundle.definition, taskdef=bundle.catalog.taskdef, searched=bundle.catalog.searched
         )
         issues += with_file(found, bundle.file)
+        issues += with_file(_failure_workflow_issues(bundle), bundle.file)
     return _drop_shadowed(issues)
+
+
+def _failure_workflow_issues(bundle: WorkflowBundle) -> list[Issue]:
+    """A failureWorkflow that ``translator run`` could not find (Conductor looks it up only on failure)."""
+    definition = bundle.definition
+    name = definition.failureWorkflow if definition is not None else None
+    if not name or name.startswith("$") or definition is None:
+        return []
+    if bundle.catalog.located_workflow(name, definition.failureWorkflowVersion) is not None:
+        return []
+    return [
+        warning(
+            "/failureWorkflow",
+            "failure-workflow-not-found",
+            f"failure workflow {name!r} is not among the workflows next to this file (or in workflows/); "
+            "translator run refuses the workflow until it is",
+        )
+    ]
 
 
 def check_file(path: Path | str, taskdef_paths: list[Path] | None = None) -> list[Issue]:
