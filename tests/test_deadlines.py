@@ -14,8 +14,8 @@ from celery import Celery
 
 from tests.services import ROOT, celery_worker, redis_server, redis_server_binary
 from translator.celery_app import install
+from translator.records import FAILURE_WORKFLOW_KEY, failure_workflow_id
 from translator.runner import Session, prepare, submit, wait
-from translator.runtime import FAILURE_WORKFLOW_KEY, failure_workflow_id
 from translator.state import RedisStore
 
 pytestmark = [

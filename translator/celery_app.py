@@ -23,7 +23,8 @@ from celery.exceptions import Reject
 from translator.compiler import STEP_TASK, TIMED_OUT_TASK, park_after
 from translator.dispatch import follow, start_failure_workflow
 from translator.limits import Limiter, MemoryLimiter, RedisLimiter
-from translator.runtime import FAILURE_WORKFLOW_STATUSES, Outcome, execute_step, hard_timeout, plan_of
+from translator.records import FAILURE_WORKFLOW_STATUSES, plan_of
+from translator.runtime import Outcome, execute_step, hard_timeout
 from translator.settings import DEFAULT_BROKER_URL
 from translator.state import MemoryStore, RedisStore, StateStore
 from translator.sweeper import DEFAULT_INTERVAL, Sweeper

@@ -142,8 +142,8 @@ def run(
 def _report_failure_workflow(session, plan, execution: dict, timeout: float | None) -> None:
     """Name the failure workflow a failed run started; an embedded run waits for it before exiting."""
     from translator.errors import WorkflowNotFound
+    from translator.records import FAILURE_WORKFLOW_KEY
     from translator.runner import wait
-    from translator.runtime import FAILURE_WORKFLOW_KEY
 
     output = execution.get("output")
     failure_id = output.get(FAILURE_WORKFLOW_KEY) if isinstance(output, dict) else None

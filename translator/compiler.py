@@ -15,8 +15,8 @@ from typing import Any
 from celery import Celery, chain
 from celery.canvas import Signature
 
+from translator.deadlines import DEFAULT_PARK_AFTER
 from translator.plan import Plan, Step, message_expiry
-from translator.runtime import DEFAULT_PARK_AFTER
 
 DRY_RUN_WORKFLOW_ID = "<workflowId>"
 STEP_TASK = "translator.step"  # one attempt of one task (translator.celery_app)

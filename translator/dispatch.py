@@ -10,17 +10,16 @@ from typing import Any
 from celery import Celery
 
 from translator.compiler import compile_plan, park_after
+from translator.deadlines import failure_deadline
 from translator.plan import Plan
-from translator.runtime import (
+from translator.records import (
     FAILURE_WORKFLOW_KEY,
     FAILURE_WORKFLOW_STATUSES,
-    Outcome,
-    StepResult,
-    failure_deadline,
     failure_workflow_input,
     plan_of,
     start_workflow,
 )
+from translator.runtime import Outcome, StepResult
 from translator.state import StateStore
 from translator.status import WorkflowStatus
 

@@ -26,7 +26,7 @@ from translator.dispatch import launch
 from translator.embedded import EmbeddedWorker, configure_embedded
 from translator.errors import BrokerUnavailable, TranslatorError, UsageError, WorkflowNotFound
 from translator.plan import Plan, build_plan
-from translator.runtime import new_workflow_id, terminate
+from translator.records import new_workflow_id, terminate
 from translator.settings import Settings
 from translator.state import RedisStore, StateStore, StoreUnavailable, safe_url
 from translator.status import WorkflowStatus

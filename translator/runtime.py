@@ -12,9 +12,6 @@ message finds its attempt already recorded and does not run it twice once it has
 from __future__ import annotations
 
 import logging
-import threading
-import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -22,39 +19,37 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from translator.errors import ExpressionError, NonRetryableError
-from translator.expressions import (
-    allowed_environment,
-    apply_workflow_input_template,
-    resolve,
-    resolve_task_input,
+from translator.deadlines import (
+    DEFAULT_PARK_AFTER,
+    attempt_deadlines,
+    due_ms,
+    response_deadline,
+    scheduling_deadlines,
+    total_deadline,
+    waiting_deadlines,
+    wake_deadline,
+    workflow_deadline,
 )
+from translator.errors import ExpressionError, NonRetryableError
+from translator.expressions import allowed_environment, resolve_task_input
 from translator.limits import Limiter, Limits
 from translator.plan import Plan, Step, message_expiry
+from translator.records import (
+    attempt_id,
+    completion_fields,
+    ending_fields,
+    evaluation_document,
+    failure_reason,
+    log_end,
+    plan_of,
+    scheduled_record,
+    with_failure_workflow,
+)
 from translator.state import Deadline, Due, StateStore, now_ms
 from translator.status import TaskStatus, WorkflowStatus, workflow_status_for_failed_task
 from translator.workers import TaskContext, get_worker
 
 log = logging.getLogger("translator.runtime")
-
-_TASK_DOCUMENT_FIELDS = (
-    "taskType",
-    "status",
-    "referenceTaskName",
-    "retryCount",
-    "correlationId",
-    "pollCount",
-    "taskDefName",
-    "scheduledTime",
-    "startTime",
-    "endTime",
-    "workflowInstanceId",
-    "taskId",
-    "reasonForIncompletion",
-    "callbackAfterSeconds",
-    "workerId",
-    "iteration",
-)
 
 
 class Outcome(Enum):
@@ -75,377 +70,8 @@ class StepResult:
     ended: WorkflowStatus | None = None  # this call ended the workflow with this status
 
 
-DEFAULT_PARK_AFTER = 300  # seconds: longer delays wait in the store, not in the broker (see wake)
 NOT_DUE_TOLERANCE_MS = 1000  # a message this early for its attempt runs anyway
 TIME_LIMIT_SLACK_MS = 5000  # after a step's hard time limit, before its response timeout may act
-FAILURE_START_GRACE_MS = 30_000  # the sweeper starts a failureWorkflow its ender did not start by then
-FAILURE_WORKFLOW_KEY = "conductor.failure_workflow"  # where Conductor records the failure workflow's id
-
-
-def attempt_id(wf_id: str, ref: str, attempt: int) -> str:
-    """The taskId of attempt ``attempt`` of ``ref``: stable across redeliveries."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"translator:{wf_id}:{ref}:{attempt}"))
-
-
-# ---------------------------------------------------------------------------------------------
-# Plans are immutable per execution: cache them per process.
-
-_PLAN_CACHE: OrderedDict[str, Plan] = OrderedDict()
-_PLAN_CACHE_LOCK = threading.Lock()
-_PLAN_CACHE_SIZE = 1024
-
-
-def _cached_plan(digest: str) -> Plan | None:
-    with _PLAN_CACHE_LOCK:
-        cached = _PLAN_CACHE.get(digest)
-        if cached is not None:
-            _PLAN_CACHE.move_to_end(digest)
-        return cached
-
-
-def plan_of(store: StateStore, workflow: Mapping[str, Any]) -> Plan | None:
-    """The plan of an execution record, parsed once per process per distinct plan."""
-    digest = workflow.get("_plan")
-    if not digest:
-        return None
-    cached = _cached_plan(digest)
-    if cached is not None:
-        return cached
-    data = store.plan(digest)
-    if data is None:
-        return None
-    plan = Plan.from_json(data)
-    with _PLAN_CACHE_LOCK:
-        _PLAN_CACHE[digest] = plan
-        while len(_PLAN_CACHE) > _PLAN_CACHE_SIZE:
-            _PLAN_CACHE.popitem(last=False)
-    return plan
-
-
-# ---------------------------------------------------------------------------------------------
-# Records and the evaluation document
-
-
-def evaluation_document(workflow: Mapping[str, Any], tasks: list[dict[str, Any]]) -> dict[str, Any]:
-    """The document ``${...}`` reads (reference §5.1); the latest attempt of each ref wins."""
-    document: dict[str, Any] = {
-        "workflow": {
-            "input": workflow.get("input", {}),
-            "output": workflow.get("output", {}),
-            "status": workflow.get("status"),
-            "workflowId": workflow.get("workflowId"),
-            "parentWorkflowId": workflow.get("parentWorkflowId"),
-            "parentWorkflowTaskId": workflow.get("parentWorkflowTaskId"),
-            "workflowType": workflow.get("workflowName"),
-            "version": workflow.get("workflowVersion"),
-            "correlationId": workflow.get("correlationId"),
-            "reasonForIncompletion": workflow.get("reasonForIncompletion"),
-            "schemaVersion": 2,
-            "variables": workflow.get("variables", {}),
-        }
-    }
-    for task in tasks:  # seq order: later attempts overwrite earlier ones
-        entry = {name: task.get(name) for name in _TASK_DOCUMENT_FIELDS}
-        entry["input"] = task.get("inputData", {})
-        entry["output"] = task.get("outputData", {})
-        document[task["referenceTaskName"]] = entry
-    return document
-
-
-def scheduled_record(
-    workflow: Mapping[str, Any],
-    step: Step,
-    attempt: int,
-    seq: int,
-    *,
-    retried_task_id: str | None = None,
-    callback_after_seconds: int = 0,
-) -> dict[str, Any]:
-    """A new SCHEDULED task instance in Conductor's Task shape."""
-    wf_id = workflow["workflowId"]
-    now = now_ms()
-    policy = step.policy
-    start_delay = policy.start_delay if attempt == 0 else 0
-    return {
-        "taskId": attempt_id(wf_id, step.ref, attempt),
-        "taskType": step.name,
-        "taskDefName": policy.task_def_name,
-        "referenceTaskName": step.ref,
-        "status": TaskStatus.SCHEDULED.value,
-        "inputData": {},
-        "outputData": {},
-        "workflowInstanceId": wf_id,
-        "workflowType": workflow.get("workflowName"),
-        "correlationId": workflow.get("correlationId"),
-        "seq": seq,
-        "retryCount": attempt,
-        "retriedTaskId": retried_task_id,
-        "retried": False,
-        "executed": False,
-        "pollCount": 0,
-        "scheduledTime": now,
-        "startTime": 0,
-        "endTime": 0,
-        "updateTime": now,
-        "startDelayInSeconds": start_delay,
-        "callbackAfterSeconds": callback_after_seconds or start_delay,
-        "responseTimeoutSeconds": policy.response_timeout_seconds,
-        "rateLimitPerFrequency": policy.rate_limit_per_frequency,
-        "rateLimitFrequencyInSeconds": policy.rate_limit_frequency_in_seconds,
-        "workflowPriority": workflow.get("priority", 0),
-        "iteration": 0,
-    }
-
-
-# ---------------------------------------------------------------------------------------------
-# Starting and ending workflows
-
-
-def new_workflow_id() -> str:
-    return str(uuid.uuid4())
-
-
-def start_workflow(
-    store: StateStore,
-    plan: Plan,
-    workflow_input: Mapping[str, Any],
-    *,
-    workflow_id: str | None = None,
-    correlation_id: str | None = None,
-    park_after: float = DEFAULT_PARK_AFTER,
-) -> str | None:
-    """Create the execution record with its first task SCHEDULED; returns the workflow id (None when
-    ``workflow_id`` is taken)."""
-    wf_id = workflow_id or new_workflow_id()
-    now = now_ms()
-    record = {
-        "workflowId": wf_id,
-        "workflowName": plan.name,
-        "workflowVersion": plan.version,
-        "status": WorkflowStatus.RUNNING.value,
-        "input": apply_workflow_input_template(workflow_input, plan.input_template),
-        "output": {},
-        "variables": plan.variables,
-        "correlationId": correlation_id,
-        "reasonForIncompletion": None,
-        "failedReferenceTaskNames": [],
-        "failedTaskNames": [],
-        "priority": 0,
-        "schemaVersion": 2,
-        "createTime": now,
-        "startTime": now,
-        "updateTime": now,
-        "endTime": 0,
-    }
-    steps = plan.steps()
-    first = scheduled_record(record, steps[0], 0, 1) if steps else None
-    deadlines = scheduling_deadlines(first, steps[0] if steps else None, park_after)
-    timeout = workflow_deadline(record, plan)
-    if timeout is not None:
-        deadlines.append(timeout)
-    if not store.create_workflow(record, plan.json_text, first, deadlines):
-        return None
-    return wf_id
-
-
-def failure_workflow_id(wf_id: str) -> str:
-    """The id of the failureWorkflow started for ``wf_id`` (fixed, so it is started once)."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"translator:{wf_id}:failureWorkflow"))
-
-
-def failure_workflow_input(execution: Mapping[str, Any]) -> dict[str, Any]:
-    """Conductor's input of a failureWorkflow: the failed workflow's input plus what went wrong."""
-    data: dict[str, Any] = dict(execution.get("input") or {})
-    data.update(
-        workflowId=execution["workflowId"],
-        reason=execution.get("reasonForIncompletion"),
-        failureStatus=execution["status"],
-    )
-    failed_refs = set(execution.get("failedReferenceTaskNames") or [])
-    failed = [t for t in execution.get("tasks", []) if t["referenceTaskName"] in failed_refs]
-    if failed:
-        data["failureTaskId"] = failed[-1]["taskId"]
-    data["failedWorkflow"] = dict(execution)
-    return data
-
-
-def _with_failure_workflow(
-    plan: Plan, wf_id: str, fields: dict[str, Any]
-) -> tuple[dict[str, Any], list[Due]]:
-    """Ending fields that start the failureWorkflow (its id in the output, a fallback deadline)."""
-    status = WorkflowStatus(fields["status"])
-    if plan.failure is None or status not in FAILURE_WORKFLOW_STATUSES:
-        return fields, []
-    output = fields.get("output")
-    output = dict(output) if isinstance(output, dict) else {}
-    output[FAILURE_WORKFLOW_KEY] = failure_workflow_id(wf_id)
-    return {**fields, "output": output}, [(failure_deadline(wf_id), now_ms() + FAILURE_START_GRACE_MS)]
-
-
-FAILURE_WORKFLOW_STATUSES = (WorkflowStatus.FAILED, WorkflowStatus.TIMED_OUT, WorkflowStatus.TERMINATED)
-
-
-def workflow_output(plan: Plan, workflow: Mapping[str, Any], tasks: list[dict[str, Any]]) -> Any:
-    """Reference §2.3: outputParameters resolved, else the last executed task's output."""
-    if plan.output_parameters:
-        document = evaluation_document(workflow, tasks)
-        try:
-            return resolve(plan.output_parameters, document, env=allowed_environment())
-        except ExpressionError as exc:
-            log.warning("workflow %s: output parameters: %s", workflow.get("workflowId"), exc)
-            return {}
-    executed = [t for t in tasks if t.get("status") != TaskStatus.SCHEDULED.value]
-    return executed[-1].get("outputData", {}) if executed else {}
-
-
-def ending_fields(
-    plan: Plan,
-    workflow: Mapping[str, Any],
-    tasks: list[dict[str, Any]],
-    status: WorkflowStatus,
-    reason: str | None = None,
-    failed: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """The fields that end a workflow: status, output (§2.3), times, reason, failed tasks."""
-    now = now_ms()
-    fields: dict[str, Any] = {
-        "status": status.value,
-        "output": workflow_output(plan, workflow, tasks),
-        "endTime": now,
-        "updateTime": now,
-    }
-    if reason is not None:
-        fields["reasonForIncompletion"] = reason
-    if failed:
-        fields["failedReferenceTaskNames"] = sorted({t["referenceTaskName"] for t in failed})
-        fields["failedTaskNames"] = sorted({t["taskDefName"] for t in failed})
-    return fields
-
-
-def completion_fields(plan: Plan, workflow: Mapping[str, Any], tasks: list[dict[str, Any]]) -> dict[str, Any]:
-    """After the last step: COMPLETED, or FAILED when a permissive task failed on the way."""
-    latest: dict[str, dict[str, Any]] = {}
-    for task in tasks:
-        latest[task["referenceTaskName"]] = task
-    failed = [t for t in latest.values() if not TaskStatus(t["status"]).successful]
-    if failed:
-        reason = _failure_reason(failed[0], WorkflowStatus.FAILED)
-        return ending_fields(plan, workflow, tasks, WorkflowStatus.FAILED, reason, failed)
-    return ending_fields(plan, workflow, tasks, WorkflowStatus.COMPLETED)
-
-
-def terminate(store: StateStore, wf_id: str, reason: str) -> bool:
-    """End a workflow as TERMINATED (e.g. its canvas could not be sent)."""
-    snap = store.snapshot(wf_id)
-    plan = plan_of(store, snap.workflow) if snap.workflow is not None else None
-    if plan is None or snap.workflow is None:
-        return False
-    fields = ending_fields(plan, snap.workflow, snap.tasks, WorkflowStatus.TERMINATED, reason)
-    return store.finish_workflow(wf_id, fields)
-
-
-def _log_end(ended: bool, plan: Plan, wf_id: str, fields: Mapping[str, Any]) -> None:
-    if ended:
-        log.info("workflow %s (%s) %s", wf_id, plan.name, fields["status"])
-
-
-def _failure_reason(task: Mapping[str, Any], status: WorkflowStatus) -> str:
-    return (
-        f"Task {task['taskId']} failed with status: {status.value} and reason: "
-        f"'{task.get('reasonForIncompletion') or ''}'"
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Deadlines: what the sweeper (translator.sweeper) acts on, registered with the writes that create
-# their reason and dropped with the writes that end it.
-
-
-def due_ms(record: Mapping[str, Any]) -> int:
-    """When a SCHEDULED attempt is due to run (after its startDelay or retry delay)."""
-    return int(record["scheduledTime"]) + int(record.get("callbackAfterSeconds") or 0) * 1000
-
-
-def _deadline(kind: str, record: Mapping[str, Any], token: int) -> Deadline:
-    return Deadline(
-        kind, record["workflowInstanceId"], record["referenceTaskName"], record["retryCount"], token
-    )
-
-
-def response_deadline(record: Mapping[str, Any], step: Step) -> Due | None:
-    """responseTimeoutSeconds (+ callbackAfterSeconds) after an attempt started: unresponsive."""
-    seconds = step.policy.response_timeout_seconds
-    if seconds <= 0 or not record.get("startTime"):
-        return None
-    token = int(record["startTime"])
-    grace = seconds + int(record.get("callbackAfterSeconds") or 0)
-    return _deadline("response", record, token), token + grace * 1000
-
-
-def poll_deadline(record: Mapping[str, Any], step: Step) -> Due | None:
-    """pollTimeoutSeconds after a SCHEDULED attempt is due: never picked up."""
-    seconds = step.policy.poll_timeout_seconds
-    if not seconds:
-        return None
-    return _deadline("poll", record, int(record["scheduledTime"])), due_ms(record) + seconds * 1000
-
-
-def total_deadline(record: Mapping[str, Any], step: Step) -> Due | None:
-    """totalTimeoutSeconds after the first attempt was scheduled (set with attempt 0)."""
-    seconds = step.policy.total_timeout_seconds
-    if seconds <= 0 or record["retryCount"] != 0:
-        return None
-    token = int(record["scheduledTime"])
-    return _deadline("total", record, token), token + seconds * 1000
-
-
-def wake_deadline(record: Mapping[str, Any]) -> Due:
-    """Send a parked attempt when it is due."""
-    return _deadline("wake", record, int(record["scheduledTime"])), due_ms(record)
-
-
-def workflow_deadline(workflow: Mapping[str, Any], plan: Plan) -> Due | None:
-    if plan.timeout_seconds <= 0:
-        return None
-    token = int(workflow["createTime"])
-    return Deadline("workflow", workflow["workflowId"], token=token), token + plan.timeout_seconds * 1000
-
-
-def failure_deadline(wf_id: str) -> Deadline:
-    return Deadline("failure", wf_id)
-
-
-def scheduling_deadlines(record: Mapping[str, Any] | None, step: Step | None, park_after: float) -> list[Due]:
-    """The deadlines of a new SCHEDULED attempt: poll, total (first attempt), wake (long delay)."""
-    if record is None or step is None:
-        return []
-    found = [d for d in (poll_deadline(record, step), total_deadline(record, step)) if d is not None]
-    if int(record.get("callbackAfterSeconds") or 0) > park_after:
-        found.append(wake_deadline(record))
-    return found
-
-
-def waiting_deadlines(record: Mapping[str, Any], step: Step) -> list[Deadline]:
-    """The deadlines a SCHEDULED attempt may have (poll, wake), dropped when it is claimed.
-
-    Only those its policy can create, so that the common step touches the deadlines once."""
-    policy = step.policy
-    found = []
-    if policy.poll_timeout_seconds:
-        found.append(_deadline("poll", record, int(record["scheduledTime"])))
-    limited = policy.rate_limit_per_frequency > 0 or policy.concurrent_exec_limit > 0
-    if limited or int(record.get("callbackAfterSeconds") or 0) > 0:
-        found.append(wake_deadline(record)[0])
-    return found
-
-
-def attempt_deadlines(record: Mapping[str, Any], step: Step) -> list[Deadline]:
-    """Every per-attempt deadline ``record`` may have registered (dropped when the attempt ends)."""
-    found = waiting_deadlines(record, step)
-    response = response_deadline(record, step)
-    if response is not None:
-        found.append(response[0])
-    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -687,9 +313,9 @@ def _heartbeat(store: StateStore, record: Mapping[str, Any], step: Step) -> Call
 def _ref_ended(run: _Attempt) -> list[Deadline]:
     """Deadlines to drop when the step is over for good: those of the attempt, and its total timeout."""
     clear = attempt_deadlines(run.record, run.step)
-    if run.step.policy.total_timeout_seconds > 0:
-        first = {**run.record, "retryCount": 0, "scheduledTime": _first_scheduled(run)}
-        clear.append(_deadline("total", first, int(first["scheduledTime"])))
+    total = total_deadline({**run.record, "retryCount": 0, "scheduledTime": _first_scheduled(run)}, run.step)
+    if total is not None:
+        clear.append(total[0])
     return clear
 
 
@@ -697,7 +323,7 @@ def _workflow_ended(
     run: _Attempt, fields: dict[str, Any]
 ) -> tuple[dict[str, Any], list[Due], list[Deadline]]:
     """The ending fields with the failureWorkflow's part, and the deadlines to add and drop."""
-    fields, adds = _with_failure_workflow(run.plan, run.workflow["workflowId"], fields)
+    fields, adds = with_failure_workflow(run.plan, run.workflow["workflowId"], fields)
     timeout = workflow_deadline(run.workflow, run.plan)
     return fields, adds, [timeout[0]] if timeout else []
 
@@ -726,7 +352,7 @@ def _carry_on(run: _Attempt) -> StepResult:
         return StepResult(Outcome.STOP, task_id=run.record["taskId"])
     ended = None
     if finish is not None:
-        _log_end(saved.ended, run.plan, wf_id, finish)
+        log_end(saved.ended, run.plan, wf_id, finish)
         ended = WorkflowStatus(finish["status"]) if saved.ended else None
     if following is not None and int(following["callbackAfterSeconds"]) > run.park_after:
         return StepResult(Outcome.PARKED, task_id=run.record["taskId"])  # its wake deadline sends it
@@ -801,13 +427,13 @@ def _after_failure(
         return _carry_on(run)
     final = workflow_status_for_failed_task(status)
     finish = ending_fields(
-        run.plan, run.workflow, run.with_record(), final, _failure_reason(record, final), [record]
+        run.plan, run.workflow, run.with_record(), final, failure_reason(record, final), [record]
     )
     finish, adds, clear = _workflow_ended(run, finish)
     saved = run.store.save_tasks(
         wf_id, record, None, finish, expect=run.expect, deadlines=adds, clear=clear + _ref_ended(run)
     )
-    _log_end(saved.ended, run.plan, wf_id, finish)
+    log_end(saved.ended, run.plan, wf_id, finish)
     return StepResult(Outcome.STOP, task_id=record["taskId"], ended=final if saved.ended else None)
 
 
@@ -936,11 +562,11 @@ def workflow_timed_out(store: StateStore, deadline: Deadline) -> WorkflowTimeout
     if plan.timeout_policy != "TIME_OUT_WF":
         return nothing
     fields = ending_fields(plan, workflow, snap.tasks, WorkflowStatus.TIMED_OUT, reason)
-    fields, adds = _with_failure_workflow(plan, deadline.wf, fields)
+    fields, adds = with_failure_workflow(plan, deadline.wf, fields)
     store.add_deadlines(adds)
     if not store.finish_workflow(deadline.wf, fields):
         return nothing
-    _log_end(True, plan, deadline.wf, fields)
+    log_end(True, plan, deadline.wf, fields)
     running = []
     now = now_ms()
     for task in snap.tasks:

@@ -30,7 +30,8 @@ from celery import Celery
 from translator import runtime
 from translator.compiler import HARD_TIMEOUT_GRACE, park_after
 from translator.dispatch import follow, send_from, start_failure_workflow
-from translator.runtime import Outcome, StepResult, plan_of
+from translator.records import attempt_id, plan_of
+from translator.runtime import Outcome, StepResult
 from translator.state import Deadline, StateStore, now_ms
 
 log = logging.getLogger("translator.sweeper")
@@ -131,7 +132,7 @@ class Sweeper:
         plan = plan_of(self.store, snap.workflow) if snap.workflow is not None else None
         if plan is None or snap.workflow is None or snap.workflow["status"] != "RUNNING":
             return
-        task_id = runtime.attempt_id(deadline.wf, deadline.ref, deadline.attempt)
+        task_id = attempt_id(deadline.wf, deadline.ref, deadline.attempt)
         record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
         if record is None or record["status"] != "SCHEDULED" or record["scheduledTime"] != deadline.token:
             return

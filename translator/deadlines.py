@@ -1,0 +1,104 @@
+"""Deadlines: what the sweeper (:mod:`translator.sweeper`) acts on.
+
+Each is registered in the state store by the write that creates its reason (an attempt scheduled,
+started, a workflow created or ended) and dropped by the write that ends it. A deadline names the
+record it was set for by a token (its scheduledTime, startTime or createTime), so a handler finds a
+changed record and does nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from translator.plan import Plan, Step
+from translator.state import Deadline, Due
+
+DEFAULT_PARK_AFTER = 300  # seconds: longer delays wait in the store, not in the broker (see wake)
+
+
+def due_ms(record: Mapping[str, Any]) -> int:
+    """When a SCHEDULED attempt is due to run (after its startDelay or retry delay)."""
+    return int(record["scheduledTime"]) + int(record.get("callbackAfterSeconds") or 0) * 1000
+
+
+def _deadline(kind: str, record: Mapping[str, Any], token: int) -> Deadline:
+    return Deadline(
+        kind, record["workflowInstanceId"], record["referenceTaskName"], record["retryCount"], token
+    )
+
+
+def response_deadline(record: Mapping[str, Any], step: Step) -> Due | None:
+    """responseTimeoutSeconds (+ callbackAfterSeconds) after an attempt started: unresponsive."""
+    seconds = step.policy.response_timeout_seconds
+    if seconds <= 0 or not record.get("startTime"):
+        return None
+    token = int(record["startTime"])
+    grace = seconds + int(record.get("callbackAfterSeconds") or 0)
+    return _deadline("response", record, token), token + grace * 1000
+
+
+def poll_deadline(record: Mapping[str, Any], step: Step) -> Due | None:
+    """pollTimeoutSeconds after a SCHEDULED attempt is due: never picked up."""
+    seconds = step.policy.poll_timeout_seconds
+    if not seconds:
+        return None
+    return _deadline("poll", record, int(record["scheduledTime"])), due_ms(record) + seconds * 1000
+
+
+def total_deadline(record: Mapping[str, Any], step: Step) -> Due | None:
+    """totalTimeoutSeconds after the first attempt was scheduled (set with attempt 0)."""
+    seconds = step.policy.total_timeout_seconds
+    if seconds <= 0 or record["retryCount"] != 0:
+        return None
+    token = int(record["scheduledTime"])
+    return _deadline("total", record, token), token + seconds * 1000
+
+
+def wake_deadline(record: Mapping[str, Any]) -> Due:
+    """Send a parked attempt when it is due."""
+    return _deadline("wake", record, int(record["scheduledTime"])), due_ms(record)
+
+
+def workflow_deadline(workflow: Mapping[str, Any], plan: Plan) -> Due | None:
+    if plan.timeout_seconds <= 0:
+        return None
+    token = int(workflow["createTime"])
+    return Deadline("workflow", workflow["workflowId"], token=token), token + plan.timeout_seconds * 1000
+
+
+def failure_deadline(wf_id: str) -> Deadline:
+    return Deadline("failure", wf_id)
+
+
+def scheduling_deadlines(record: Mapping[str, Any] | None, step: Step | None, park_after: float) -> list[Due]:
+    """The deadlines of a new SCHEDULED attempt: poll, total (first attempt), wake (long delay)."""
+    if record is None or step is None:
+        return []
+    found = [d for d in (poll_deadline(record, step), total_deadline(record, step)) if d is not None]
+    if int(record.get("callbackAfterSeconds") or 0) > park_after:
+        found.append(wake_deadline(record))
+    return found
+
+
+def waiting_deadlines(record: Mapping[str, Any], step: Step) -> list[Deadline]:
+    """The deadlines a SCHEDULED attempt may have (poll, wake), dropped when it is claimed.
+
+    Only those its policy can create, so that the common step touches the deadlines once."""
+    policy = step.policy
+    found = []
+    if policy.poll_timeout_seconds:
+        found.append(_deadline("poll", record, int(record["scheduledTime"])))
+    limited = policy.rate_limit_per_frequency > 0 or policy.concurrent_exec_limit > 0
+    if limited or int(record.get("callbackAfterSeconds") or 0) > 0:
+        found.append(wake_deadline(record)[0])
+    return found
+
+
+def attempt_deadlines(record: Mapping[str, Any], step: Step) -> list[Deadline]:
+    """Every per-attempt deadline ``record`` may have registered (dropped when the attempt ends)."""
+    found = waiting_deadlines(record, step)
+    response = response_deadline(record, step)
+    if response is not None:
+        found.append(response[0])
+    return found
