@@ -115,6 +115,13 @@ def test_response_timeout_of_a_hung_worker_refuses_its_late_result(pool):
     assert after["output"] == execution["output"]
 
 
+def test_response_timeout_frees_the_concurrency_slot_of_the_hung_attempt(pool):
+    began = time.monotonic()
+    execution = pool.run("response_limited")  # concurrentExecLimit 1; the first attempt hangs 6 s
+    assert execution["status"] == "COMPLETED" and execution["output"] == {"prev": 1}
+    assert time.monotonic() - began < 5  # the retry did not wait for the hung attempt's slot
+
+
 def test_poll_timeout_retry_policy_retries_then_times_out(pool):
     began = time.monotonic()
     execution = pool.run("poll_retry")

@@ -166,7 +166,7 @@ def install(app: Celery) -> None:
     def start_sweeper(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", app) is app and app.conf.get("translator_sweeper", True):
             global _sweeper
-            _sweeper = Sweeper(app, get_store(app), sweep_interval(app)).start()
+            _sweeper = Sweeper(app, get_store(app), sweep_interval(app), get_limiter(app)).start()
 
     def stop_sweeper(**_: Any) -> None:
         global _sweeper

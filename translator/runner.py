@@ -21,7 +21,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 from kombu.utils.imports import symbol_by_name
 
-from translator.celery_app import get_store, set_store, sweep_interval
+from translator.celery_app import get_limiter, get_store, set_store, sweep_interval
 from translator.dispatch import launch
 from translator.embedded import EmbeddedWorker, configure_embedded
 from translator.errors import BrokerUnavailable, TranslatorError, UsageError, WorkflowNotFound
@@ -69,7 +69,10 @@ def open_session(settings: Settings | None = None, *, concurrency: int = 4) -> I
         with contextlib.ExitStack() as services:
             for path in app.conf.get("translator_embedded_services") or []:
                 services.enter_context(symbol_by_name(path)())
-            with EmbeddedWorker(app, concurrency=concurrency), Sweeper(app, store, sweep_interval(app)):
+            with (
+                EmbeddedWorker(app, concurrency=concurrency),
+                Sweeper(app, store, sweep_interval(app), get_limiter(app)),
+            ):
                 yield Session(app, store, embedded=True)
         set_store(None)
         return

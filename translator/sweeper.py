@@ -30,6 +30,7 @@ from celery import Celery
 from translator import runtime
 from translator.compiler import HARD_TIMEOUT_GRACE, park_after
 from translator.dispatch import follow, send_from, start_failure_workflow
+from translator.limits import Limiter
 from translator.records import attempt_id, plan_of
 from translator.runtime import Outcome, StepResult
 from translator.state import Deadline, StateStore, now_ms
@@ -43,8 +44,14 @@ BATCH = 100
 class Sweeper:
     """A thread that handles due deadlines every ``interval`` seconds."""
 
-    def __init__(self, app: Celery, store: StateStore, interval: float = DEFAULT_INTERVAL) -> None:
-        self.app, self.store, self.interval = app, store, interval
+    def __init__(
+        self,
+        app: Celery,
+        store: StateStore,
+        interval: float = DEFAULT_INTERVAL,
+        limiter: Limiter | None = None,
+    ) -> None:
+        self.app, self.store, self.interval, self.limiter = app, store, interval, limiter
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -101,6 +108,8 @@ class Sweeper:
             result = runtime.response_timed_out(self.store, deadline, park, grace)
             if result.outcome is Outcome.DEFER:
                 return result.countdown
+            if result.task_id is not None:  # timed out: free its concurrency slot now
+                self._release_slot(deadline)
             self._follow(deadline, result)
         elif deadline.kind == "poll":
             self._follow(deadline, runtime.poll_timed_out(self.store, deadline, park))
@@ -137,6 +146,17 @@ class Sweeper:
         if record is None or record["status"] != "SCHEDULED" or record["scheduledTime"] != deadline.token:
             return
         send_from(self.app, plan, deadline.wf, deadline.ref, deadline.attempt, countdown=0)
+
+    def _release_slot(self, deadline: Deadline) -> None:
+        """A timed-out attempt whose process may still run gives back its concurrentExecLimit slot
+        (its lease renewals only extend a slot it holds)."""
+        plan = self._plan(deadline.wf)
+        if self.limiter is None or plan is None:
+            return
+        policy = plan.step(deadline.ref).policy
+        if policy.concurrent_exec_limit > 0:
+            task_id = attempt_id(deadline.wf, deadline.ref, deadline.attempt)
+            self.limiter.release(policy.task_def_name, task_id)
 
     def _plan(self, wf_id: str) -> Any:
         fields = self.store.workflow_fields(wf_id)
