@@ -92,6 +92,37 @@ def service_env(broker_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def embedded_env(worker_modules: str | None = "tests.runtime_workers", **extra: str) -> dict[str, str]:
+    """This environment without broker, translator or AWS settings (``translator run`` runs embedded),
+    with ``worker_modules`` imported by the run, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "TRANSLATOR_", "AWS_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    if worker_modules:
+        env["TRANSLATOR_WORKER_MODULES"] = worker_modules
+    env.update(extra)
+    return env
+
+
+def translator_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    cwd: Path = ROOT,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``translator`` command line (``python -m translator ARGS``) in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "translator", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
 class Worker:
     """A ``celery -A tasks worker`` subprocess."""
 

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 from tests.conftest import ROOT
+from tests.services import translator_cli
 
 IMAGE_WORKFLOW = ROOT / "definitions" / "image_convert_resize.json"
 
 
 def _run(*args: str, cwd=ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "translator", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return translator_cli(*args, cwd=cwd)
 
 
 def test_valid_workflow_exits_zero():

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from tests.conftest import ROOT
+from tests.services import translator_cli
 from translator.compiler import canvas_json
 from translator.runner import celery_app, prepare
 
@@ -44,14 +43,7 @@ def test_start_delay_becomes_a_countdown():
 
 
 def test_compile_dry_run_cli_prints_json():
-    result = subprocess.run(
-        [sys.executable, "-m", "translator", "compile", "--dry-run", "definitions/image_convert_resize.json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = translator_cli("compile", "--dry-run", "definitions/image_convert_resize.json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["workflow"] == {"name": "image_convert_resize", "version": 1}
@@ -61,14 +53,7 @@ def test_compile_dry_run_cli_prints_json():
 def test_invalid_definition_is_refused_with_every_issue(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"name": "w", "tasks": [{"name": "h", "taskReferenceName": "h", "type": "HUMAN"}]}')
-    result = subprocess.run(
-        [sys.executable, "-m", "translator", "compile", "--dry-run", str(bad)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = translator_cli("compile", "--dry-run", str(bad))
     assert result.returncode == 1
     assert f"{bad}:/tasks/0/type: error unsupported-task-type" in result.stderr
     assert "Traceback" not in result.stderr

@@ -8,7 +8,6 @@ import json
 import os
 import struct
 import subprocess
-import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +21,13 @@ from tasks.formats import sniff
 from tests.services import (
     ROOT,
     celery_worker,
+    embedded_env,
     http_server,
     redis_server,
     redis_server_binary,
     s3_client_for,
     s3_server,
+    translator_cli,
 )
 from translator.celery_app import install
 from translator.runner import Session, prepare, submit, wait
@@ -247,16 +248,7 @@ BLOG = ROOT / "tests" / "fixtures" / "blog"
 
 
 def _embedded_run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "TRANSLATOR_", "AWS_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "translator", "run", *args],
-        cwd=ROOT,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return translator_cli("run", *args, env=embedded_env(None, **env), timeout=120)
 
 
 def test_blog_workflow_verbatim_says_what_to_fix():

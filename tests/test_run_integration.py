@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import subprocess
 import sys
 import time
@@ -15,7 +14,16 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from tests.services import ROOT, celery_worker, free_port, redis_server, redis_server_binary, service_env
+from tests.services import (
+    ROOT,
+    celery_worker,
+    embedded_env,
+    free_port,
+    redis_server,
+    redis_server_binary,
+    service_env,
+    translator_cli,
+)
 from translator.celery_app import install
 from translator.runner import Session, prepare, submit, wait
 from translator.state import RedisStore
@@ -26,7 +34,6 @@ pytestmark = [
 ]
 
 DEFS = ROOT / "tests" / "fixtures" / "runtime"
-TRANSLATOR = [sys.executable, "-m", "translator"]
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +73,7 @@ class EmbeddedRunner:
     mode = "embedded"
 
     def run(self, name: str, workflow_input: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "TRANSLATOR_"))}
-        env.update(TRANSLATOR_WORKER_MODULES="tests.runtime_workers", PYTHONPATH=str(ROOT))
+        env = embedded_env()
         definition = str(DEFS / f"{name}.json")
         stdin = json.dumps(workflow_input)
         result = translator_cli(
@@ -85,22 +91,6 @@ def runner(request):
         return EmbeddedRunner()
     request.getfixturevalue("worker")
     return DistributedRunner(request.getfixturevalue("redis_url"))
-
-
-def translator_cli(
-    *args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """Run the ``translator`` command line in a subprocess."""
-    return subprocess.run(
-        [*TRANSLATOR, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def attempts(execution: dict[str, Any], ref: str) -> list[dict[str, Any]]:
@@ -266,14 +256,12 @@ print(json.dumps({"embedded": session.embedded, "count": len(ids), "bad": bad}))
 
 
 def test_two_hundred_concurrent_workflows_embedded():
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "TRANSLATOR_"))}
-    env.update(TRANSLATOR_WORKER_MODULES="tests.runtime_workers", PYTHONPATH=str(ROOT))
     result = subprocess.run(
         [sys.executable, "-c", EMBEDDED_MANY, str(DEFS / "pair.json")],
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env=env,
+        env=embedded_env(),
         timeout=300,
         check=False,
     )
@@ -282,8 +270,7 @@ def test_two_hundred_concurrent_workflows_embedded():
 
 
 def test_embedded_run_names_and_waits_for_the_failure_workflow():
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "TRANSLATOR_"))}
-    env.update(TRANSLATOR_WORKER_MODULES="tests.runtime_workers", PYTHONPATH=str(ROOT))
+    env = embedded_env()
     definition = str(DEFS / "failing_with_handler.json")
     result = translator_cli("run", definition, "--input", "-", env=env, stdin='{"original": "x"}')
     assert result.returncode == 1 and "Traceback" not in result.stderr
