@@ -8,22 +8,25 @@ from collections.abc import Mapping
 from typing import Any
 
 from celery import Celery
+from kombu.exceptions import OperationalError
 
 from translator.compiler import compile_plan, park_after
-from translator.deadlines import failure_deadline
+from translator.deadlines import failure_deadline, wake_deadline
 from translator.plan import Plan
 from translator.records import (
     FAILURE_WORKFLOW_KEY,
     FAILURE_WORKFLOW_STATUSES,
+    attempt_id,
     failure_workflow_input,
     plan_of,
     start_workflow,
 )
 from translator.runtime import Outcome, StepResult
-from translator.state import StateStore
+from translator.state import StateStore, now_ms
 from translator.status import WorkflowStatus
 
 log = logging.getLogger("translator.dispatch")
+BROKER_RETRY_MS = 5000  # a continuation the broker refused is tried again this much later
 
 
 def launch(
@@ -65,13 +68,29 @@ def send_from(
 def follow(app: Celery, store: StateStore, plan: Plan, wf_id: str, ref: str, result: StepResult) -> None:
     """Carry a workflow on after an attempt of ``ref`` was decided outside its chain."""
     if result.outcome is Outcome.RETRY:
-        send_from(app, plan, wf_id, ref, result.attempt, result.countdown)
+        _send_or_wake(app, store, plan, wf_id, ref, result.attempt, result.countdown)
     elif result.outcome is Outcome.CONTINUE:
         following = plan.next_ref(ref)
         if following is not None:
-            send_from(app, plan, wf_id, following)
+            _send_or_wake(app, store, plan, wf_id, following, 0, None)
     if result.ended in FAILURE_WORKFLOW_STATUSES:
         start_failure_workflow(app, store, wf_id)
+
+
+def _send_or_wake(
+    app: Celery, store: StateStore, plan: Plan, wf_id: str, ref: str, attempt: int, countdown: float | None
+) -> None:
+    """Send the continuation; if the broker refuses it, the recorded SCHEDULED attempt gets a wake
+    deadline instead, so the sweeper sends it later (the decision is already stored)."""
+    try:
+        send_from(app, plan, wf_id, ref, attempt, countdown)
+    except (OperationalError, OSError) as exc:
+        record = next((t for t in store.tasks(wf_id) if t["taskId"] == attempt_id(wf_id, ref, attempt)), None)
+        if record is None:
+            raise
+        log.warning("workflow %s: %s not sent (%s); the sweeper sends it later", wf_id, ref, exc)
+        deadline, due = wake_deadline(record)
+        store.add_deadlines([(deadline, max(due, now_ms() + BROKER_RETRY_MS))])
 
 
 def start_failure_workflow(app: Celery, store: StateStore, wf_id: str) -> str | None:
