@@ -497,9 +497,10 @@ def poll_timed_out(store: StateStore, deadline: Deadline, park_after: float) -> 
     run = _current(store, deadline, TaskStatus.SCHEDULED, "scheduledTime", park_after)
     if run is None:
         return StepResult(Outcome.STOP)
-    policy = run.step.policy
+    policy, record = run.step.policy, run.record
+    # Conductor's elapsed time: from scheduledTime plus the start delay (not the retry delay)
     elapsed = (
-        now_ms() - due_ms(run.record) + int(run.record.get("callbackAfterSeconds") or 0) * 1000
+        now_ms() - record["scheduledTime"] - int(record.get("startDelayInSeconds") or 0) * 1000
     ) // 1000
     reason = (
         f"Task poll timed out after {elapsed} seconds. Poll timeout configured as "
