@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 import redis
-from celery import Celery
+from celery import Celery, signals
 from celery.app.amqp import AMQP
 from celery.exceptions import Reject
 
@@ -161,10 +161,8 @@ def install(app: Celery) -> None:
         if plan is not None:
             follow(app, store, plan, wf, ref, result)
 
-    from celery import signals
-
     def start_sweeper(sender: Any = None, **_: Any) -> None:
-        if getattr(sender, "app", app) is app and app.conf.get("translator_sweeper", True):
+        if getattr(sender, "app", app) is app:
             global _sweeper
             _sweeper = Sweeper(app, get_store(app), sweep_interval(app), get_limiter(app)).start()
 

@@ -81,6 +81,11 @@ def queue_for(step: Step, default_queue: str, per_task: bool) -> str:
     return default_queue
 
 
+def hard_timeout_grace(app: Celery) -> int:
+    """Seconds between a step's soft time limit and the hard one that kills it."""
+    return int(app.conf.get("translator_hard_timeout_grace") or HARD_TIMEOUT_GRACE)
+
+
 def park_after(app: Celery) -> float:
     """Delays longer than this many seconds wait in the state store instead of the broker."""
     return float(app.conf.get("translator_park_after") or DEFAULT_PARK_AFTER)
@@ -100,7 +105,7 @@ def compile_plan(
     ``start``: begin at this step (a continuation), as attempt ``attempt`` after ``countdown``
     seconds (default: its startDelay)."""
     per_task = bool(app.conf.get("translator_queue_per_task"))
-    grace = int(app.conf.get("translator_hard_timeout_grace") or HARD_TIMEOUT_GRACE)
+    grace = hard_timeout_grace(app)
     parking = park_after(app)
     steps = plan.steps()
     if start is not None:

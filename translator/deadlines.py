@@ -17,6 +17,11 @@ from translator.state import Deadline, Due
 DEFAULT_PARK_AFTER = 300  # seconds: longer delays wait in the store, not in the broker (see wake)
 
 
+def parks(record: Mapping[str, Any], park_after: float) -> bool:
+    """A SCHEDULED attempt whose delay is too long for a broker countdown: it waits for its wake."""
+    return int(record.get("callbackAfterSeconds") or 0) > park_after
+
+
 def due_ms(record: Mapping[str, Any]) -> int:
     """When a SCHEDULED attempt is due to run (after its startDelay or retry delay)."""
     return int(record["scheduledTime"]) + int(record.get("callbackAfterSeconds") or 0) * 1000
@@ -76,7 +81,7 @@ def scheduling_deadlines(record: Mapping[str, Any] | None, step: Step | None, pa
     if record is None or step is None:
         return []
     found = [d for d in (poll_deadline(record, step), total_deadline(record, step)) if d is not None]
-    if int(record.get("callbackAfterSeconds") or 0) > park_after:
+    if parks(record, park_after):
         found.append(wake_deadline(record))
     return found
 

@@ -41,18 +41,19 @@ def launch(
     """Create an execution and send its canvas; the workflow id (None: ``workflow_id`` exists).
 
     Raises what the broker raises when the canvas cannot be sent (the execution stays RUNNING)."""
+    parking = park_after(app)
     wf_id = start_workflow(
         store,
         plan,
         workflow_input,
         workflow_id=workflow_id,
         correlation_id=correlation_id,
-        park_after=park_after(app),
+        park_after=parking,
     )
     if wf_id is None:
         return None
     steps = plan.steps()
-    if steps and steps[0].policy.start_delay > park_after(app):
+    if steps and steps[0].policy.start_delay > parking:
         return wf_id  # parked: its wake deadline sends the first step when it is due
     compile_plan(plan, wf_id, app).apply_async()
     return wf_id

@@ -30,6 +30,7 @@ log = logging.getLogger("translator.runtime")
 
 FAILURE_START_GRACE_MS = 30_000  # the sweeper starts a failureWorkflow its ender did not start by then
 FAILURE_WORKFLOW_KEY = "conductor.failure_workflow"  # where Conductor records the failure workflow's id
+FAILURE_WORKFLOW_STATUSES = (WorkflowStatus.FAILED, WorkflowStatus.TIMED_OUT, WorkflowStatus.TERMINATED)
 
 _TASK_DOCUMENT_FIELDS = (
     "taskType",
@@ -247,9 +248,6 @@ def with_failure_workflow(plan: Plan, wf_id: str, fields: dict[str, Any]) -> tup
     output = dict(output) if isinstance(output, dict) else {}
     output[FAILURE_WORKFLOW_KEY] = failure_workflow_id(wf_id)
     return {**fields, "output": output}, [(failure_deadline(wf_id), now_ms() + FAILURE_START_GRACE_MS)]
-
-
-FAILURE_WORKFLOW_STATUSES = (WorkflowStatus.FAILED, WorkflowStatus.TIMED_OUT, WorkflowStatus.TERMINATED)
 
 
 def workflow_output(plan: Plan, workflow: Mapping[str, Any], tasks: list[dict[str, Any]]) -> Any:

@@ -23,6 +23,7 @@ from translator.deadlines import (
     DEFAULT_PARK_AFTER,
     attempt_deadlines,
     due_ms,
+    parks,
     response_deadline,
     scheduling_deadlines,
     total_deadline,
@@ -104,10 +105,10 @@ class _Attempt:
 
 
 def _load_attempt(
-    store: StateStore, wf_id: str, ref: str, attempt: int, park_after: float, *, create: bool = False
+    store: StateStore, wf_id: str, ref: str, attempt: int | None, park_after: float, *, create: bool = False
 ) -> _Attempt | StepResult:
-    """The attempt as stored, or STOP when there is nothing to do (no such workflow, it ended, or the
-    record is missing and ``create`` is false)."""
+    """The attempt as stored (``attempt`` None: the latest of ``ref``), or STOP when there is nothing
+    to do (no such workflow, it ended, or the record is missing and ``create`` is false)."""
     snap = store.snapshot(wf_id)
     workflow = snap.workflow
     plan = plan_of(store, workflow) if workflow is not None else None
@@ -117,11 +118,14 @@ def _load_attempt(
     if WorkflowStatus(workflow["status"]).terminal:
         return StepResult(Outcome.STOP)
     step = plan.step(ref)
-    task_id = attempt_id(wf_id, ref, attempt)
-    record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
+    if attempt is None:
+        record = next((t for t in reversed(snap.tasks) if t["referenceTaskName"] == ref), None)
+    else:
+        task_id = attempt_id(wf_id, ref, attempt)
+        record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
     seq = snap.seq
     if record is None:
-        if not create:
+        if not create or attempt is None:
             return StepResult(Outcome.STOP)
         record = scheduled_record(workflow, step, attempt, seq)  # its scheduler died before writing it
         seq = store.next_seq(wf_id)
@@ -354,7 +358,7 @@ def _carry_on(run: _Attempt) -> StepResult:
     if finish is not None:
         log_end(saved.ended, run.plan, wf_id, finish)
         ended = WorkflowStatus(finish["status"]) if saved.ended else None
-    if following is not None and int(following["callbackAfterSeconds"]) > run.park_after:
+    if following is not None and parks(following, run.park_after):
         return StepResult(Outcome.PARKED, task_id=run.record["taskId"])  # its wake deadline sends it
     return StepResult(Outcome.CONTINUE, task_id=run.record["taskId"], ended=ended)
 
@@ -411,7 +415,7 @@ def _after_failure(
         )
         if not saved.applied:
             return StepResult(Outcome.STOP, task_id=record["taskId"])
-        if delay.seconds > run.park_after:
+        if parks(retry, run.park_after):
             return StepResult(Outcome.PARKED, task_id=retry["taskId"])
         return StepResult(
             Outcome.RETRY,
@@ -514,21 +518,10 @@ def poll_timed_out(store: StateStore, deadline: Deadline, park_after: float) -> 
 
 def total_timed_out(store: StateStore, deadline: Deadline, park_after: float) -> StepResult:
     """totalTimeoutSeconds passed while the task still has an attempt to finish: the timeoutPolicy."""
-    snap = store.snapshot(deadline.wf)
-    attempts = [t for t in snap.tasks if t["referenceTaskName"] == deadline.ref]
-    if not attempts or TaskStatus(attempts[-1]["status"]).terminal:
+    run = _load_attempt(store, deadline.wf, deadline.ref, None, park_after)
+    if isinstance(run, StepResult) or TaskStatus(run.record["status"]).terminal:
         return StepResult(Outcome.STOP)
-    if min(t["scheduledTime"] for t in attempts) != deadline.token:
-        return StepResult(Outcome.STOP)
-    latest = attempts[-1]
-    run = _current(
-        store,
-        Deadline("total", deadline.wf, deadline.ref, latest["retryCount"], int(latest.get("startTime") or 0)),
-        TaskStatus(latest["status"]),
-        "startTime",
-        park_after,
-    )
-    if run is None:
+    if _first_scheduled(run) != deadline.token:
         return StepResult(Outcome.STOP)
     reason = total_timeout_reason(run)
     log.warning("workflow %s: %s", deadline.wf, reason)

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 import redis
 from celery import Celery
 
 from translator import runtime
-from translator.compiler import HARD_TIMEOUT_GRACE, park_after
+from translator.compiler import hard_timeout_grace, park_after
 from translator.dispatch import follow, send_from, start_failure_workflow
 from translator.limits import Limiter
 from translator.records import attempt_id, plan_of
@@ -104,13 +103,11 @@ class Sweeper:
         """Act on one due deadline; returns seconds after which to look at it again, if any."""
         park = park_after(self.app)
         if deadline.kind == "response":
-            grace = int(self.app.conf.get("translator_hard_timeout_grace") or HARD_TIMEOUT_GRACE)
+            grace = hard_timeout_grace(self.app)
             result = runtime.response_timed_out(self.store, deadline, park, grace)
             if result.outcome is Outcome.DEFER:
                 return result.countdown
-            if result.task_id is not None:  # timed out: free its concurrency slot now
-                self._release_slot(deadline)
-            self._follow(deadline, result)
+            self._follow(deadline, result, release_slot=result.task_id is not None)
         elif deadline.kind == "poll":
             self._follow(deadline, runtime.poll_timed_out(self.store, deadline, park))
         elif deadline.kind == "total":
@@ -128,12 +125,20 @@ class Sweeper:
             log.warning("sweeper: unknown deadline kind %r dropped", deadline.kind)
         return None
 
-    def _follow(self, deadline: Deadline, result: StepResult) -> None:
-        if result.outcome is Outcome.STOP and result.ended is None:
+    def _follow(self, deadline: Deadline, result: StepResult, release_slot: bool = False) -> None:
+        """Carry the workflow on; ``release_slot``: the attempt was timed out while it may still run,
+        so it gives back its concurrentExecLimit slot (its lease renewals only extend a held slot)."""
+        if result.outcome is Outcome.STOP and result.ended is None and not release_slot:
             return
-        plan = self._plan(deadline.wf)
-        if plan is not None:
-            follow(self.app, self.store, plan, deadline.wf, deadline.ref, result)
+        fields = self.store.workflow_fields(deadline.wf)
+        plan = plan_of(self.store, fields) if fields is not None else None
+        if plan is None:
+            return
+        policy = plan.step(deadline.ref).policy
+        if release_slot and self.limiter is not None and policy.concurrent_exec_limit > 0:
+            task_id = attempt_id(deadline.wf, deadline.ref, deadline.attempt)
+            self.limiter.release(policy.task_def_name, task_id)
+        follow(self.app, self.store, plan, deadline.wf, deadline.ref, result)
 
     def _wake(self, deadline: Deadline) -> None:
         """Send a parked attempt if it still waits (SCHEDULED, same scheduledTime)."""
@@ -146,21 +151,6 @@ class Sweeper:
         if record is None or record["status"] != "SCHEDULED" or record["scheduledTime"] != deadline.token:
             return
         send_from(self.app, plan, deadline.wf, deadline.ref, deadline.attempt, countdown=0)
-
-    def _release_slot(self, deadline: Deadline) -> None:
-        """A timed-out attempt whose process may still run gives back its concurrentExecLimit slot
-        (its lease renewals only extend a slot it holds)."""
-        plan = self._plan(deadline.wf)
-        if self.limiter is None or plan is None:
-            return
-        policy = plan.step(deadline.ref).policy
-        if policy.concurrent_exec_limit > 0:
-            task_id = attempt_id(deadline.wf, deadline.ref, deadline.attempt)
-            self.limiter.release(policy.task_def_name, task_id)
-
-    def _plan(self, wf_id: str) -> Any:
-        fields = self.store.workflow_fields(wf_id)
-        return plan_of(self.store, fields) if fields is not None else None
 
     def _revoke(self, celery_ids: list[str]) -> None:
         """Stop the attempts a workflow timeout canceled while they ran (prefork pools)."""
