@@ -12,7 +12,7 @@ import pytest
 import redis
 from celery import Celery
 
-from tests.services import ROOT, celery_worker, redis_server, redis_server_binary
+from tests.services import ROOT, celery_worker, redis_server_binary
 from translator.celery_app import install
 from translator.records import FAILURE_WORKFLOW_KEY, failure_workflow_id
 from translator.runner import Session, prepare, submit, wait
@@ -50,12 +50,6 @@ class Client:
                 return tasks[-1]
             time.sleep(0.05)
         raise AssertionError(f"no task of {wf_id} became {status}: {self.store.tasks(wf_id)}")
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    with redis_server(tmp_path_factory.mktemp("deadlines-redis")) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

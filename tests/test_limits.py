@@ -9,7 +9,7 @@ import pytest
 import redis
 from celery import Celery
 
-from tests.services import ROOT, celery_worker, redis_server, redis_server_binary
+from tests.services import ROOT, celery_worker, redis_server_binary
 from translator.celery_app import install
 from translator.limits import Limits, MemoryLimiter, RedisLimiter
 from translator.runner import Session, prepare, submit, wait
@@ -17,14 +17,6 @@ from translator.state import RedisStore
 
 DEFS = ROOT / "tests" / "fixtures" / "runtime"
 needs_redis = pytest.mark.skipif(redis_server_binary() is None, reason="redis-server not installed")
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    if redis_server_binary() is None:
-        pytest.skip("redis-server not installed")
-    with redis_server(tmp_path_factory.mktemp("redis-limits")) as url:
-        yield url
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -19,7 +19,6 @@ from tests.services import (
     celery_worker,
     embedded_env,
     free_port,
-    redis_server,
     redis_server_binary,
     service_env,
     translator_cli,
@@ -34,12 +33,6 @@ pytestmark = [
 ]
 
 DEFS = ROOT / "tests" / "fixtures" / "runtime"
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory) -> str:
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

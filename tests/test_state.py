@@ -6,16 +6,7 @@ import threading
 
 import pytest
 
-from tests.services import redis_server, redis_server_binary
 from translator.state import MemoryStore, RedisStore, safe_url
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    if redis_server_binary() is None:
-        pytest.skip("redis-server not installed")
-    with redis_server(tmp_path_factory.mktemp("redis-state")) as url:
-        yield url
 
 
 @pytest.fixture(params=["memory", "redis"])
