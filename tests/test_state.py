@@ -79,13 +79,6 @@ def test_concurrent_writers_lose_nothing(store):
     assert all(fields[f"field{n}"] == 49 for n in range(8))
 
 
-def test_redis_keys_expire(redis_url):
-    store = RedisStore(redis_url, prefix="ttl:", ttl=30)
-    store.create_workflow(_workflow("w9"), "{}", _task("t1", 1))
-    for key in store.client.keys("ttl:*"):
-        assert 0 < store.client.ttl(key) <= 30
-
-
 def test_safe_url_hides_passwords():
     assert safe_url("redis://:secret@host:6379/0") == "redis://:***@host:6379/0"
     assert safe_url("redis://user:secret@host/0") == "redis://user:***@host/0"

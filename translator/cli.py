@@ -199,13 +199,28 @@ def compile_command(definition: Path, taskdefs: tuple[Path, ...], dry_run: bool)
 @click.argument("workflow_id")
 @click.option("--tasks", "with_tasks", is_flag=True, help="Include the tasks.")
 def status(workflow_id: str, with_tasks: bool) -> None:
-    """Print the execution WORKFLOW_ID (Conductor's Workflow JSON) from the Redis state store."""
-    from translator.errors import WorkflowNotFound
-    from translator.runner import status_store
+    """Print the execution WORKFLOW_ID (Conductor's Workflow JSON) from the Redis state store.
 
-    execution = status_store().workflow(workflow_id, include_tasks=with_tasks)
+    The store is the worker pool's: TRANSLATOR_STATE_URL, else CELERY_RESULT_BACKEND, else
+    CELERY_BROKER_URL (Redis URLs), else redis://127.0.0.1:6379/0. Embedded runs keep their state in
+    their own process: status cannot see them. Exit status 1 when there is no such workflow.
+    """
+    import redis
+
+    from translator.errors import BrokerUnavailable, WorkflowNotFound
+    from translator.runner import status_store
+    from translator.settings import Settings
+    from translator.state import safe_url
+
+    settings = Settings.from_env()
+    store = status_store(settings)
+    where = f"{safe_url(store.url)} (key prefix {store.prefix!r}, {settings.state_store_origin()})"
+    try:
+        execution = store.workflow(workflow_id, include_tasks=with_tasks)
+    except redis.RedisError as exc:
+        raise BrokerUnavailable(f"cannot read the state store {where}: {exc}") from None
     if execution is None:
-        raise WorkflowNotFound(f"no workflow {workflow_id} in the state store")
+        raise WorkflowNotFound(f"no workflow {workflow_id} in the state store {where}")
     click.echo(json.dumps(execution, indent=2))
 
 

@@ -23,13 +23,12 @@ from translator.deadlines import (
 from translator.errors import ExpressionError
 from translator.expressions import allowed_environment, apply_workflow_input_template, resolve
 from translator.plan import Plan, Step
-from translator.state import Due, StateStore, now_ms
+from translator.state import FAILURE_WORKFLOW_KEY, Due, StateStore, now_ms
 from translator.status import TaskStatus, WorkflowStatus
 
 log = logging.getLogger("translator.runtime")
 
 FAILURE_START_GRACE_MS = 30_000  # the sweeper starts a failureWorkflow its ender did not start by then
-FAILURE_WORKFLOW_KEY = "conductor.failure_workflow"  # where Conductor records the failure workflow's id
 FAILURE_WORKFLOW_STATUSES = (WorkflowStatus.FAILED, WorkflowStatus.TIMED_OUT, WorkflowStatus.TERMINATED)
 
 _TASK_DOCUMENT_FIELDS = (

@@ -185,12 +185,17 @@ def _poll(
 
 
 def status_store(settings: Settings | None = None) -> RedisStore:
-    """The Redis store ``translator status`` reads."""
+    """The Redis store ``translator status`` reads: the pool's (``Settings.status_store_url``)."""
     settings = settings or Settings.from_env()
-    url = settings.state_url or "redis://127.0.0.1:6379/0"
-    store = RedisStore(url, prefix=settings.state_prefix, ttl=settings.state_ttl)
+    url = settings.status_store_url()
+    try:
+        store = RedisStore(url, prefix=settings.state_prefix, ttl=settings.state_ttl)
+    except ValueError as exc:  # redis-py's URL parser
+        raise UsageError(
+            f"invalid state store URL {safe_url(url)} ({settings.state_store_origin()}): {exc}"
+        ) from None
     try:
         store.ping()
     except StoreUnavailable as exc:
-        raise BrokerUnavailable(str(exc)) from None
+        raise BrokerUnavailable(f"{exc} ({settings.state_store_origin()})") from None
     return store

@@ -6,9 +6,11 @@ import os
 from dataclasses import dataclass
 
 from translator.errors import UsageError
-from translator.state import DEFAULT_TTL
+from translator.state import DEFAULT_TTL, safe_url
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+# Where the worker pool keeps executions, in this order (the first Redis URL set wins).
+STATE_URL_VARIABLES = ("TRANSLATOR_STATE_URL", "CELERY_RESULT_BACKEND", "CELERY_BROKER_URL")
 
 
 def env_int(name: str, default: int) -> int:
@@ -40,6 +42,21 @@ def _redis_url(url: str | None) -> str | None:
     return url if url and url.split("://", 1)[0] in ("redis", "rediss", "unix") else None
 
 
+def _state_url() -> tuple[str | None, str | None]:
+    """The state store's URL and the variable it comes from (None, None: nothing configured).
+
+    The order of STATE_URL_VARIABLES: TRANSLATOR_STATE_URL, else the result backend, else the broker,
+    when they are Redis URLs (the pool's store, see ``celeryconfig.py``)."""
+    explicit = os.environ.get("TRANSLATOR_STATE_URL")
+    if explicit:
+        return explicit, "TRANSLATOR_STATE_URL"
+    for name in STATE_URL_VARIABLES[1:]:
+        url = _redis_url(os.environ.get(name))
+        if url:
+            return url, name
+    return None, None
+
+
 @dataclass(frozen=True)
 class Settings:
     broker_url: str | None  # None: nothing configured (translator run then runs embedded)
@@ -55,12 +72,18 @@ class Settings:
     park_after: int  # delays longer than this wait in the state store, not as broker countdowns
     sweep_interval: float  # seconds between two passes of a worker's deadline sweeper
     worker_modules: tuple[str, ...]
+    state_source: str | None = None  # the variable state_url comes from (None: not configured)
 
     @classmethod
     def from_env(cls) -> Settings:
         broker = os.environ.get("CELERY_BROKER_URL") or None
         backend = os.environ.get("CELERY_RESULT_BACKEND") or _redis_url(broker)
-        state = os.environ.get("TRANSLATOR_STATE_URL") or _redis_url(backend) or _redis_url(broker)
+        state, state_source = _state_url()
+        ttl = env_int("TRANSLATOR_STATE_TTL", DEFAULT_TTL)
+        if ttl < 0:
+            raise UsageError(
+                f"TRANSLATOR_STATE_TTL must be 0 (keep forever) or a number of seconds, got {ttl}"
+            )
         modules = tuple(
             m.strip() for m in os.environ.get("TRANSLATOR_WORKER_MODULES", "").split(",") if m.strip()
         )
@@ -70,7 +93,7 @@ class Settings:
             result_backend=backend,
             state_url=state,
             state_prefix=os.environ.get("TRANSLATOR_STATE_PREFIX", "translator:"),
-            state_ttl=env_int("TRANSLATOR_STATE_TTL", DEFAULT_TTL),
+            state_ttl=ttl,
             default_queue=os.environ.get("TRANSLATOR_DEFAULT_QUEUE", "celery"),
             queue_per_task=os.environ.get("TRANSLATOR_QUEUE_PER_TASK", "").strip().lower()
             in ("1", "true", "yes"),
@@ -82,4 +105,30 @@ class Settings:
             park_after=max(1, min(env_int("TRANSLATOR_PARK_AFTER", 300), visibility // 2)),
             sweep_interval=env_float("TRANSLATOR_SWEEP_INTERVAL", 1.0),
             worker_modules=modules,
+            state_source=state_source,
+        )
+
+    def status_store_url(self) -> str:
+        """The Redis URL ``translator status`` reads: the pool's store, else the default one."""
+        if self.state_url is not None:
+            if _redis_url(self.state_url) is None:
+                raise UsageError(
+                    f"{self.state_source} must be a redis://, rediss:// or unix:// URL for the state store, "
+                    f"got {safe_url(self.state_url)}"
+                )
+            return self.state_url
+        if self.broker_url is not None:
+            raise UsageError(
+                f"no Redis state store configured: CELERY_BROKER_URL is {safe_url(self.broker_url)} "
+                "and neither TRANSLATOR_STATE_URL nor CELERY_RESULT_BACKEND is a Redis URL"
+            )
+        return DEFAULT_BROKER_URL
+
+    def state_store_origin(self) -> str:
+        """Where ``status_store_url`` comes from, for messages."""
+        if self.state_source is not None:
+            return f"from {self.state_source}"
+        return (
+            f"the default: none of {', '.join(STATE_URL_VARIABLES)} is set; embedded runs "
+            "(translator run with no CELERY_BROKER_URL) keep no state that status can read"
         )

@@ -8,7 +8,10 @@ Two stores with one interface:
   in Lua, so a workflow ends exactly once.
 * ``MemoryStore`` (embedded mode and tests): the same in a dict behind a lock.
 
-Keys expire ``ttl`` seconds after the last write of the workflow's record (``TRANSLATOR_STATE_TTL``).
+Lifetimes (``TRANSLATOR_STATE_TTL``, docs/architecture.md): a running workflow's keys never expire;
+they expire ``ttl`` seconds after the workflow ends. A plan is kept while any running workflow names
+it, and then as long as the longest-lived ended record that names it. ``MemoryStore`` expires nothing:
+it lives as long as its process (an embedded run).
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ from translator.status import WorkflowStatus
 
 TERMINAL_WORKFLOW_STATUSES = [s.value for s in WorkflowStatus if s.terminal]
 DEFAULT_TTL = 7 * 24 * 3600
+FAILURE_WORKFLOW_KEY = "conductor.failure_workflow"  # where Conductor records the failure workflow's id
+# An ended workflow whose failureWorkflow is still to be started keeps its keys at least this long:
+# the sweeper starts it from the record if its ender could not (30 s later, a 60 s lease per try).
+FAILURE_WORKFLOW_KEEP = 300
 
 
 def plan_digest(plan: str) -> str:
@@ -100,7 +107,7 @@ class Snapshot:
 class StateStore(ABC):
     """Where executions live. Records are plain JSON-compatible dicts."""
 
-    ttl: int
+    ttl: int  # seconds an execution is kept after it ends (<= 0: forever)
 
     @abstractmethod
     def create_workflow(
@@ -208,7 +215,8 @@ class StateStore(ABC):
 
 
 class MemoryStore(StateStore):
-    """In-process store (embedded mode, tests)."""
+    """In-process store (embedded mode, tests). Nothing expires: the store lives as long as its
+    process, and ``ttl`` is kept only for the interface."""
 
     def __init__(self, ttl: int = DEFAULT_TTL) -> None:
         self.ttl = ttl
@@ -365,28 +373,67 @@ class MemoryStore(StateStore):
             return self._seq[wf_id]
 
 
-_FINISH_SCRIPT = """
+# Lifetimes. A running workflow's keys have no TTL. ``ended`` runs in the script that ends a workflow:
+# its keys expire in ``ttl`` seconds (never when ttl <= 0), and its plan stops counting it as running.
+# ``<plan>:refs`` is a hash: running workflow id -> 1, and '~until' = when the longest-lived ended
+# record naming the plan expires (epoch ms, -1: never). The plan (and refs) expire at '~until' once
+# no running workflow names it; ``create_workflow`` clears that expiry again. (The plan key is derived
+# from the record's ``_plan`` inside the script: the store is one Redis, not a cluster.)
+# ``follow`` runs after writes that may come after the end (a late claim, a canceled task, a counter):
+# the key takes the remaining time of the workflow's record, or ``ttl`` when the record is gone.
+_LIFETIME_LUA = """
+local function ended(keys, ttl, prefix, wf)
+  if ttl > 0 then
+    for _, key in ipairs(keys) do redis.call('EXPIRE', key, ttl) end
+  end
+  local digest = redis.call('HGET', keys[1], '_plan')
+  if not digest then return end
+  local plan = prefix .. 'plan:' .. cjson.decode(digest)
+  local refs = plan .. ':refs'
+  redis.call('HDEL', refs, wf)
+  local keep = tonumber(redis.call('HGET', refs, '~until') or '0')
+  if keep ~= -1 then
+    if ttl > 0 then
+      local now = redis.call('TIME')
+      -- rounded up to the next ms: never before the keys just given ttl
+      local expires = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + 1 + ttl * 1000
+      keep = math.max(keep, expires)
+    else
+      keep = -1
+    end
+    redis.call('HSET', refs, '~until', string.format('%.0f', keep))
+  end
+  if keep ~= -1 and redis.call('HLEN', refs) == 1 then
+    redis.call('PEXPIREAT', plan, string.format('%.0f', keep))
+    redis.call('PEXPIREAT', refs, string.format('%.0f', keep))
+  end
+end
+
+local function follow(main, key, ttl)
+  local left = redis.call('PTTL', main)
+  if left > 0 then
+    redis.call('PEXPIRE', key, left)
+  elseif left == -2 and ttl > 0 then
+    redis.call('EXPIRE', key, ttl)
+  end
+end
+"""
+
+# KEYS: workflow, tasks, seq. ARGV: terminal statuses, ttl, prefix, workflow id, then field/value pairs.
+_FINISH_SCRIPT = (
+    _LIFETIME_LUA
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 0 end
 local decoded = cjson.decode(status)
-for i = 1, #ARGV - 1, 2 do
-  if ARGV[i] == '__terminal__' then
-    for s in string.gmatch(ARGV[i + 1], '[^,]+') do
-      if decoded == s then return 0 end
-    end
-  end
+for s in string.gmatch(ARGV[1], '[^,]+') do
+  if decoded == s then return 0 end
 end
-for i = 1, #ARGV - 1, 2 do
-  if ARGV[i] == '__ttl__' then
-    if tonumber(ARGV[i + 1]) > 0 then
-      for k = 1, #KEYS do redis.call('EXPIRE', KEYS[k], ARGV[i + 1]) end
-    end
-  elseif ARGV[i] ~= '__terminal__' then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  end
-end
+for i = 5, #ARGV - 1, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+ended(KEYS, tonumber(ARGV[2]), ARGV[3], ARGV[4])
 return 1
 """
+)
 
 
 # Deadlines to add (JSON [[member, due], ...]) and to drop (JSON [member, ...]).
@@ -397,8 +444,10 @@ local function deadlines(key, adds, removes)
 end
 """
 
+# KEYS: tasks, deadlines, workflow. ARGV: taskId, task JSON, takeover, deadlines to add and to drop, ttl.
 _CLAIM_SCRIPT = (
     _DEADLINES_LUA
+    + _LIFETIME_LUA
     + """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 local status = 'SCHEDULED'
@@ -406,6 +455,7 @@ if current then status = cjson.decode(current)['status'] end
 if status == 'SCHEDULED' or (status == 'IN_PROGRESS' and ARGV[3] == '1') then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
   deadlines(KEYS[2], ARGV[4], ARGV[5])
+  follow(KEYS[3], KEYS[1], tonumber(ARGV[6]))
   return false
 end
 return status
@@ -413,12 +463,12 @@ return status
 )
 
 # KEYS: tasks, workflow, seq, deadlines. ARGV: taskId, task JSON, expected status ('' = none),
-# expected startTime, scheduled id ('' = none), scheduled JSON, ttl, deadlines to add, deadlines
-# to drop, terminal statuses, then field/value pairs that end the workflow.
+# expected startTime, scheduled id ('' = none), scheduled JSON, ttl once ended, deadlines to add,
+# deadlines to drop, terminal statuses, prefix, workflow id, then field/value pairs that end the workflow.
 _SAVE_SCRIPT = (
     _DEADLINES_LUA
+    + _LIFETIME_LUA
     + """
-local ttl = tonumber(ARGV[7])
 local wstatus = redis.call('HGET', KEYS[2], 'status')
 if not wstatus then return {0, 0} end
 wstatus = cjson.decode(wstatus)
@@ -436,23 +486,64 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if ARGV[5] ~= '' then redis.call('HSETNX', KEYS[1], ARGV[5], ARGV[6]) end
 deadlines(KEYS[4], ARGV[8], ARGV[9])
-if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
-if #ARGV > 10 then
-  for i = 11, #ARGV - 1, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
-  if ttl > 0 then
-    for k = 1, 3 do redis.call('EXPIRE', KEYS[k], ttl) end
-  end
+if #ARGV > 12 then
+  for i = 13, #ARGV - 1, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+  ended({KEYS[2], KEYS[1], KEYS[3]}, tonumber(ARGV[7]), ARGV[11], ARGV[12])
   return {1, 1}
 end
 return {1, 0}
 """
 )
 
+# KEYS: workflow, tasks, seq. ARGV: ttl. The fields (flat), the task records and a reserved seq.
+_SNAPSHOT_SCRIPT = (
+    _LIFETIME_LUA
+    + """
+local fields = redis.call('HGETALL', KEYS[1])
+if #fields == 0 then return {{}, {}, 0} end
+local seq = redis.call('INCR', KEYS[3])
+follow(KEYS[1], KEYS[3], tonumber(ARGV[1]))
+return {fields, redis.call('HVALS', KEYS[2]), seq}
+"""
+)
+
+# KEYS: workflow, key (a hash). ARGV: ttl, then field/value pairs.
+_HSET_SCRIPT = (
+    _LIFETIME_LUA
+    + """
+for i = 2, #ARGV - 1, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+follow(KEYS[1], KEYS[2], tonumber(ARGV[1]))
+return 1
+"""
+)
+
+# KEYS: workflow, seq. ARGV: ttl.
+_INCR_SCRIPT = (
+    _LIFETIME_LUA
+    + """
+local seq = redis.call('INCR', KEYS[2])
+follow(KEYS[1], KEYS[2], tonumber(ARGV[1]))
+return seq
+"""
+)
+
+# KEYS: workflow. ARGV: field/value pairs, written only if the record exists (it keeps its TTL).
+_UPDATE_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 1, #ARGV - 1, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+
 _CLAIM_DUE_SCRIPT = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], member) end
 return due
 """
+
+
+def _pairs(fields: dict[str, Any]) -> list[str]:
+    """Field/value arguments of a script, values JSON-encoded."""
+    return [item for name, value in fields.items() for item in (name, json.dumps(value))]
 
 
 class RedisStore(StateStore):
@@ -473,6 +564,10 @@ class RedisStore(StateStore):
         self._finish = self.client.register_script(_FINISH_SCRIPT)
         self._claim = self.client.register_script(_CLAIM_SCRIPT)
         self._save = self.client.register_script(_SAVE_SCRIPT)
+        self._snapshot = self.client.register_script(_SNAPSHOT_SCRIPT)
+        self._hset = self.client.register_script(_HSET_SCRIPT)
+        self._incr = self.client.register_script(_INCR_SCRIPT)
+        self._update = self.client.register_script(_UPDATE_SCRIPT)
         self._claim_due = self.client.register_script(_CLAIM_DUE_SCRIPT)
         self.deadlines_key = f"{prefix}deadlines"
 
@@ -483,16 +578,26 @@ class RedisStore(StateStore):
     def _plan_key(self, digest: str) -> str:
         return f"{self.prefix}plan:{digest}"
 
+    def workflow_keys(self, wf_id: str, digest: str | None = None) -> list[str]:
+        """Every key of an execution: its record, tasks and counter, and with ``digest`` its plan and
+        the plan's references."""
+        keys = list(self._keys(wf_id))
+        if digest:
+            keys += [self._plan_key(digest), self._plan_key(digest) + ":refs"]
+        return keys
+
     def ping(self) -> None:
         try:
             self.client.ping()
         except redis.RedisError as exc:
             raise StoreUnavailable(f"cannot reach the state store at {safe_url(self.url)}: {exc}") from None
 
-    def _expire(self, pipe: Any, wf_id: str) -> None:
-        if self.ttl > 0:
-            for key in self._keys(wf_id):
-                pipe.expire(key, self.ttl)
+    def _end_ttl(self, fields: dict[str, Any]) -> int:
+        """How long the keys of a workflow ended with ``fields`` are kept."""
+        output = fields.get("output")
+        if self.ttl > 0 and isinstance(output, dict) and FAILURE_WORKFLOW_KEY in output:
+            return max(self.ttl, FAILURE_WORKFLOW_KEEP)
+        return self.ttl
 
     def create_workflow(
         self,
@@ -504,34 +609,31 @@ class RedisStore(StateStore):
         wf_id = workflow["workflowId"]
         main, tasks, seq = self._keys(wf_id)
         digest = plan_digest(plan)
+        plan_key = self._plan_key(digest)
         if not self.client.hsetnx(main, "workflowId", json.dumps(wf_id)):
             return False  # the id is taken (a failure workflow started twice)
         with self.client.pipeline(transaction=True) as pipe:
             fields = {k: json.dumps(v) for k, v in workflow.items()}
             fields["_plan"] = json.dumps(digest)
             pipe.hset(main, mapping=fields)
-            pipe.set(self._plan_key(digest), plan, ex=self.ttl if self.ttl > 0 else None)
+            pipe.set(plan_key, plan)  # no TTL while a workflow runs it (SET clears an ended one's)
+            pipe.hset(plan_key + ":refs", wf_id, 1)
+            pipe.persist(plan_key + ":refs")
             if first_task is not None:
                 pipe.hset(tasks, first_task["taskId"], json.dumps(first_task))
                 pipe.set(seq, 1)
             if deadlines:
                 pipe.zadd(self.deadlines_key, {deadline.member(): due for deadline, due in deadlines})
-            self._expire(pipe, wf_id)
             pipe.execute()
         return True
 
     def snapshot(self, wf_id: str) -> Snapshot:
-        main, tasks, seq = self._keys(wf_id)
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.hgetall(main)
-            pipe.hvals(tasks)
-            pipe.incr(seq)
-            raw_workflow, raw_tasks, reserved = pipe.execute()
+        raw_workflow, raw_tasks, reserved = self._snapshot(keys=list(self._keys(wf_id)), args=[self.ttl])
         if not raw_workflow:
-            self.client.delete(seq)  # do not leave a stray counter behind for an unknown id
             return Snapshot(None, [])
+        pairs = zip(raw_workflow[::2], raw_workflow[1::2], strict=True)
         records = sorted((json.loads(v) for v in raw_tasks), key=lambda t: t.get("seq", 0))
-        return Snapshot({k: json.loads(v) for k, v in raw_workflow.items()}, records, int(reserved))
+        return Snapshot({k: json.loads(v) for k, v in pairs}, records, int(reserved))
 
     def save_tasks(
         self,
@@ -551,13 +653,14 @@ class RedisStore(StateStore):
             str(int(expect[1])) if expect else "",
             scheduled["taskId"] if scheduled else "",
             json.dumps(scheduled) if scheduled else "",
-            self.ttl,
+            self._end_ttl(finish or {}),
             _adds(deadlines),
             _removes(clear),
             ",".join(TERMINAL_WORKFLOW_STATUSES),
+            self.prefix,
+            wf_id,
+            *_pairs(finish or {}),
         ]
-        for name, value in (finish or {}).items():
-            args += [name, json.dumps(value)]
         applied, ended = self._save(keys=[tasks, main, seq, self.deadlines_key], args=args)
         return Saved(bool(applied), bool(ended))
 
@@ -584,9 +687,16 @@ class RedisStore(StateStore):
         deadlines: Sequence[Due] = (),
         clear: Sequence[Deadline] = (),
     ) -> str | None:
-        key = self._keys(wf_id)[1]
-        args = [task["taskId"], json.dumps(task), "1" if takeover else "0", _adds(deadlines), _removes(clear)]
-        status = self._claim(keys=[key, self.deadlines_key], args=args)
+        main, tasks, _ = self._keys(wf_id)
+        args = [
+            task["taskId"],
+            json.dumps(task),
+            "1" if takeover else "0",
+            _adds(deadlines),
+            _removes(clear),
+            self.ttl,
+        ]
+        status = self._claim(keys=[tasks, self.deadlines_key, main], args=args)
         return status or None
 
     def workflow_fields(self, wf_id: str) -> dict[str, Any] | None:
@@ -604,38 +714,30 @@ class RedisStore(StateStore):
         return json.loads(raw) if raw else None
 
     def update_workflow(self, wf_id: str, fields: dict[str, Any]) -> None:
-        main = self._keys(wf_id)[0]
-        if fields and self.client.exists(main):
-            self.client.hset(main, mapping={k: json.dumps(v) for k, v in fields.items()})
-
-    def _finish_args(self, fields: dict[str, Any]) -> list[str]:
-        args: list[str] = ["__terminal__", ",".join(TERMINAL_WORKFLOW_STATUSES), "__ttl__", str(self.ttl)]
-        for key, value in fields.items():
-            args += [key, json.dumps(value)]
-        return args
+        if fields:
+            self._update(keys=[self._keys(wf_id)[0]], args=_pairs(fields))
 
     def finish_workflow(self, wf_id: str, fields: dict[str, Any]) -> bool:
-        return bool(self._finish(keys=list(self._keys(wf_id)), args=self._finish_args(fields)))
+        args = [
+            ",".join(TERMINAL_WORKFLOW_STATUSES),
+            self._end_ttl(fields),
+            self.prefix,
+            wf_id,
+            *_pairs(fields),
+        ]
+        return bool(self._finish(keys=list(self._keys(wf_id)), args=args))
 
     def save_task(self, wf_id: str, task: dict[str, Any]) -> None:
-        key = self._keys(wf_id)[1]
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.hset(key, task["taskId"], json.dumps(task))
-            if self.ttl > 0:
-                pipe.expire(key, self.ttl)
-            pipe.execute()
+        main, tasks, _ = self._keys(wf_id)
+        self._hset(keys=[main, tasks], args=[self.ttl, task["taskId"], json.dumps(task)])
 
     def tasks(self, wf_id: str) -> list[dict[str, Any]]:
         records = [json.loads(v) for v in self.client.hvals(self._keys(wf_id)[1])]
         return sorted(records, key=lambda t: t.get("seq", 0))
 
     def next_seq(self, wf_id: str) -> int:
-        key = self._keys(wf_id)[2]
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.incr(key)
-            if self.ttl > 0:
-                pipe.expire(key, self.ttl)
-            return int(pipe.execute()[0])
+        main, _, seq = self._keys(wf_id)
+        return int(self._incr(keys=[main, seq], args=[self.ttl]))
 
 
 def safe_url(url: str) -> str:
