@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
-from translator.errors import UnsupportedExpression
+from tests.services import embedded_env, translator_cli
+from translator.errors import ExpressionError, UnsupportedExpression
 from translator.expressions import (
     allowed_environment,
     apply_workflow_input_template,
+    copy_json,
     java_double,
     java_string,
     resolve,
     resolve_task_input,
 )
+from translator.jsonsource import MAX_DEPTH, too_deep
 
 A = {
     "name": "conductor",
@@ -263,3 +269,103 @@ def test_workflow_input_template_only_for_non_empty_input():
     template = {"a": 1, "b": 2}
     assert apply_workflow_input_template({}, template) == {}
     assert apply_workflow_input_template({"b": 3}, template) == {"a": 1, "b": 3}
+
+
+# --- Limits: nothing raises anything but ExpressionError, at any depth or length -------------------
+
+
+def _nested(depth: int, leaf: Any = 1) -> Any:
+    value = leaf
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def test_deep_workflow_input_is_copied_without_recursion():
+    workflow_input = {"deep": _nested(5000)}
+    copied = apply_workflow_input_template(workflow_input, {"extra": _nested(5000)})
+    assert copied["deep"] is not workflow_input["deep"]
+    assert too_deep(copied["deep"], 5000) is None and too_deep(copied["deep"], 4999) is not None
+    assert too_deep(copied["extra"], 4999) is not None
+
+
+def test_copy_json_keeps_shared_and_cyclic_references_like_deepcopy():
+    shared = [1, 2]
+    cyclic: dict[str, Any] = {"s": shared, "t": shared}
+    cyclic["self"] = cyclic
+    copied = copy_json(cyclic)
+    assert copied is not cyclic and copied["self"] is copied
+    assert copied["s"] is copied["t"] and copied["s"] == [1, 2] and copied["s"] is not shared
+
+
+@pytest.mark.parametrize(
+    ("template", "document", "reason"),
+    [
+        (_nested(MAX_DEPTH + 1, "x"), {}, "the template is nested deeper than 128 arrays/objects"),
+        (
+            "v=${workflow.input.v}",
+            {"workflow": {"input": {"v": _nested(600)}}},
+            "${workflow.input.v}: the value to render in a string is nested deeper than 128",
+        ),
+        (
+            "${" * 17 + "x" + "}" * 17,
+            {},
+            "expressions nested more than 16 deep",
+        ),
+        (
+            "${${workflow.input.p}}",
+            {"workflow": {"input": {"p": "$" + ".a" * 600}}},
+            "is longer than 1024 characters, the most translator reads",
+        ),
+        (
+            "${${workflow.input.p}}",
+            {"workflow": {"input": {"p": "$" + ".a" * 100}}},
+            "is nested deeper than 64 segments, the most translator evaluates",
+        ),
+    ],
+    ids=[
+        "deep-template",
+        "deep-value-in-string",
+        "nested-expressions",
+        "long-path",
+        "deep-path",
+    ],
+)
+def test_limits_raise_expression_errors_with_one_line_reasons(template, document, reason):
+    with pytest.raises(ExpressionError) as caught:
+        resolve(template, document)
+    message = str(caught.value)
+    assert reason in message
+    assert "\n" not in message and len(message) < 400
+
+
+def test_many_unclosed_expressions_are_scanned_in_linear_time():
+    # Quadratic scanning would take minutes here; the string is returned unchanged.
+    text = "${" * 200_000
+    assert resolve({"x": text}, {}) == {"x": text}
+
+
+@pytest.mark.integration
+def test_a_path_beyond_the_limits_fails_the_task_with_its_reason(tmp_path):
+    """At run time (the path is only known then) the task fails for good, with a one-line reason."""
+    task = {
+        "name": "echo",
+        "taskReferenceName": "echo",
+        "inputParameters": {"v": "${${workflow.input.p}}"},
+    }
+    definition = tmp_path / "wf.json"
+    definition.write_text(json.dumps({"name": "long_path", "tasks": [task]}))
+    (tmp_path / "taskdefs").mkdir()
+    (tmp_path / "taskdefs" / "echo.json").write_text(json.dumps({"name": "echo", "retryCount": 0}))
+    stdin = json.dumps({"p": "workflow.input" + ".a" * 600})
+    result = translator_cli(
+        "run", str(definition), "--input", "-", "--full", env=embedded_env(), stdin=stdin, timeout=120
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    execution = json.loads(result.stdout)
+    [record] = execution["tasks"]
+    assert execution["status"] == "FAILED"
+    assert record["status"] == "FAILED_WITH_TERMINAL_ERROR"
+    assert "is longer than 1024 characters" in record["reasonForIncompletion"]
+    assert len(record["reasonForIncompletion"]) < 400

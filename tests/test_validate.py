@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import FIXTURES, ROOT
 from translator.issues import Level
+from translator.jsonsource import MAX_DEPTH, MAX_DOCUMENT_BYTES
 from translator.validate import check_file
 
 
@@ -235,7 +236,7 @@ INVALID = [
     (
         "NaN is not JSON",
         '{"name": "t", "retryCount": NaN}',
-        ("", "json-syntax", "NaN is not valid JSON"),
+        ("/retryCount", "json-syntax", "NaN is not valid JSON"),
     ),
     (
         "empty file",
@@ -406,3 +407,146 @@ def test_missing_failure_workflow_is_a_warning_with_its_pointer(tmp_path):
     assert issue.file == str(tmp_path / "wf.json") and "'cleanup'" in issue.message
     (tmp_path / "cleanup.json").write_text(json.dumps({"name": "cleanup", "tasks": [task]}))
     assert not [i for i in check_file(tmp_path / "wf.json") if i.code == "failure-workflow-not-found"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Limits, non-finite numbers, "did you mean", a workflow input given as a definition
+
+
+def _nested(depth: int, leaf="x", key="a"):
+    """``{"a": {"a": ... leaf}}`` with ``depth`` objects, built without recursion."""
+    value = leaf
+    for _ in range(depth):
+        value = {key: value}
+    return value
+
+
+def _deep_text(depth: int) -> str:
+    """JSON text of a workflow whose inputParameters nest ``depth`` objects (json.dumps cannot)."""
+    inner = '{"a": ' * depth + '"x"' + "}" * depth
+    return (
+        '{"name": "wf", "tasks": [{"name": "a", "taskReferenceName": "a", "inputParameters": ' + inner + "}]}"
+    )
+
+
+@pytest.mark.parametrize("depth", [200, 900, 100_000])
+def test_deep_nesting_is_one_limit_error_at_its_pointer(tmp_path, depth):
+    path = tmp_path / "deep.json"
+    path.write_text(_deep_text(depth))
+    [issue] = check_file(path)
+    # Depths: the document 1, tasks 2, the task 3, inputParameters 4, then one per "a".
+    expected = "/tasks/0/inputParameters" + "/a" * (MAX_DEPTH + 1 - 4)
+    assert (issue.pointer, issue.code, issue.level) == (expected, "limit", Level.ERROR)
+    assert issue.message == "nested deeper than 128 arrays/objects, the most translator accepts"
+
+
+def test_nesting_at_the_limit_is_accepted(tmp_path):
+    doc = _wf(_simple("a", inputParameters=_nested(MAX_DEPTH - 3, "${workflow.input.x}")))
+    assert _issues(tmp_path, doc) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "pointer", "message"),
+    [
+        ('{"name": "t", "retryCount": Infinity}', "/retryCount", "Infinity is not valid JSON"),
+        ('[{"name": "t", "timeoutSeconds": -Infinity}]', "/0/timeoutSeconds", "-Infinity is not valid JSON"),
+        (
+            '{"name": "t", "retryDelaySeconds": 1e999}',
+            "/retryDelaySeconds",
+            "1e999 is out of the range of a double (it would be Infinity)",
+        ),
+        ('{"name": "t", "x": [1, NaN], "x": 2}', "/x/1", "NaN is not valid JSON"),
+        ('{"name": "t", "retryCount": ' + "9" * 1001 + "}", "/retryCount", None),
+    ],
+)
+def test_numbers_json_cannot_hold_are_refused_at_their_pointer(tmp_path, text, pointer, message):
+    errors = _issues(tmp_path, text)
+    assert [p for p, _, _ in errors] == [pointer]
+    if message is not None:
+        assert errors[0][1:] == ("json-syntax", message)
+    else:
+        assert errors[0][1:] == ("limit", "a number of 1001 characters (at most 1000)")
+
+
+def test_jsonpath_beyond_the_limits_is_reported_at_the_parameter(tmp_path):
+    too_many_segments = "${workflow.input" + ".a" * 400 + "}"
+    too_long = "${workflow.input['" + "k" * 1100 + "']}"
+    doc = _wf(_simple("a", inputParameters={"x": too_many_segments, "y": too_long}))
+    errors = _issues(tmp_path, doc)
+    assert [(p, c) for p, c, _ in errors] == [
+        ("/tasks/0/inputParameters/x", "limit"),
+        ("/tasks/0/inputParameters/y", "limit"),
+    ]
+    assert "is nested deeper than 64 segments" in errors[0][2]
+    assert "is longer than 1024 characters" in errors[1][2]
+    assert all(len(message) < 300 for _, _, message in errors)
+
+
+def test_expressions_nested_beyond_the_limit_are_reported(tmp_path):
+    nested = "${" * 20 + "workflow.input.x" + "}" * 20
+    doc = _wf(_simple("a", inputParameters={"x": nested, "ok": "${workflow.input.${workflow.input.k}}"}))
+    assert _issues(tmp_path, doc) == [
+        (
+            "/tasks/0/inputParameters/x",
+            "limit",
+            "${...} expressions nested more than 16 deep, the most translator resolves",
+        )
+    ]
+
+
+def test_oversized_file_is_refused_without_reading_it_all(tmp_path):
+    path = tmp_path / "big.json"
+    with path.open("w") as handle:
+        handle.write('{"name": "t", "description": "')
+        handle.write("x" * (MAX_DOCUMENT_BYTES + 1))
+        handle.write('"}')
+    assert [(i.pointer, i.code) for i in check_file(path)] == [("", "limit")]
+
+
+def test_missing_taskdef_suggests_the_closest_defined_name(tmp_path):
+    (tmp_path / "taskdefs").mkdir()
+    (tmp_path / "taskdefs" / "defs.json").write_text(
+        json.dumps([{"name": "image_convert_resize"}, {"name": "upload_toS3"}])
+    )
+    doc = _wf(_simple("a", name="image_convert_resiz"), _simple("b", name="something_else"))
+    warnings = _issues(tmp_path, doc, Level.WARNING)
+    assert [(p, c) for p, c, _ in warnings] == [
+        ("/tasks/0/name", "missing-taskdef"),
+        ("/tasks/1/name", "missing-taskdef"),
+    ]
+    assert '; did you mean "image_convert_resize"?)' in warnings[0][2]
+    assert "did you mean" not in warnings[1][2]
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"fileLocation": "examples/sample.png", "recipeParameters": {"outputFormat": "gif"}},
+        {},
+    ],
+)
+def test_a_workflow_input_is_not_taken_for_task_definitions(tmp_path, document):
+    assert _issues(tmp_path, document) == [
+        (
+            "",
+            "not-a-definition",
+            'this looks like a workflow input (an object without "name" and "tasks"), not a '
+            "definition; pass it to translator run with --input",
+        )
+    ]
+    assert _issues(tmp_path, document, Level.WARNING) == []
+
+
+def test_a_taskdef_without_name_is_still_a_taskdef(tmp_path):
+    errors = _issues(tmp_path, {"retryCount": 2, "retryLogic": "FIXED"})
+    assert errors == [("/name", "required", "TaskDef name cannot be null or empty")]
+
+
+def test_issues_render_on_one_line_whatever_the_keys(tmp_path):
+    doc = _wf(_simple("a", **{"bad\nkey\u2028": 1, "x" * 5000: 2}))
+    path = tmp_path / "def.json"
+    path.write_text(json.dumps(doc))
+    rendered = [issue.render() for issue in check_file(path) if issue.code == "unknown-key"]
+    assert len(rendered) == 2
+    assert all("\n" not in line and "\u2028" not in line and len(line) < 2000 for line in rendered)
+    assert '"bad\\nkey\\u2028"' in rendered[0]

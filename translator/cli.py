@@ -65,20 +65,48 @@ def validate(files: tuple[Path, ...], taskdefs: tuple[Path, ...], as_json: bool)
 
 
 def _read_input(source: str) -> dict:
-    """The workflow input: a JSON object from a file or ``-`` (stdin)."""
-    try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read the input {source}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"the input {source} is not UTF-8 text") from None
-    try:
-        value = json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"the input {source} is not JSON: {exc}") from None
+    """The workflow input: a JSON object from a file or ``-`` (stdin), read as strictly as definitions.
+
+    Unreadable: UsageError. Not JSON, NaN/Infinity/1e999, beyond the limits of docs/definitions.md,
+    or not an object: InputError naming the file and the JSON pointer. Duplicate keys: a warning.
+    """
+    from translator.errors import InputError
+    from translator.issues import Level, one_line
+    from translator.jsonsource import decode
+
+    name = "<stdin>" if source == "-" else source
+    data = _read_input_bytes(source, name)
+    if not data.removeprefix(b"\xef\xbb\xbf").strip():
+        return {}
+    value, issues = decode(data)
+    for issue in issues:
+        if issue.level is Level.WARNING:
+            click.echo(one_line(f"warning: {name}:{issue.pointer}: {issue.message}"), err=True)
+    errors = [issue for issue in issues if issue.level is Level.ERROR]
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        where = f"{name}:{errors[0].pointer}" if errors[0].pointer else name
+        raise InputError(one_line(f"{where}: {errors[0].message}{more}"))
     if not isinstance(value, dict):
-        raise UsageError(f"the input {source} must be a JSON object, got {type(value).__name__}")
+        kind = "an array" if isinstance(value, list) else f"the value {json.dumps(value)[:40]}"
+        raise InputError(f"{name}: the workflow input must be a JSON object, got {kind}")
     return value
+
+
+def _read_input_bytes(source: str, name: str) -> bytes:
+    """The input's bytes, at most one more than the documents translator reads."""
+    from translator.jsonsource import MAX_DOCUMENT_BYTES
+
+    try:
+        if source == "-":
+            stream = getattr(sys.stdin, "buffer", None)
+            if stream is None:  # a text stream (tests, embedding): its characters as UTF-8
+                return sys.stdin.read(MAX_DOCUMENT_BYTES + 1).encode("utf-8")
+            return stream.read(MAX_DOCUMENT_BYTES + 1)
+        with Path(source).open("rb") as handle:
+            return handle.read(MAX_DOCUMENT_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read the input {name}: {exc.strerror or exc}") from None
 
 
 @main.command()

@@ -5,6 +5,7 @@
     ├── ExpressionError             a ${...} expression cannot be evaluated
     │   └── UnsupportedExpression   valid Conductor syntax that translator deliberately does not run
     ├── UsageError                  the caller asked for something impossible (bad option, missing file)
+    ├── InputError                  a workflow input file is not acceptable (not JSON, NaN, too deep...)
     ├── BrokerUnavailable           the configured broker or state store cannot be reached
     ├── WorkflowNotFound            no execution with that id in the state store
     └── NonRetryableError           raised by a worker: fail the task for good (no retry)
@@ -61,6 +62,10 @@ class UnsupportedExpression(ExpressionError):
 
 class UsageError(TranslatorError):
     """The caller asked for something impossible (unknown option value, missing file...)."""
+
+
+class InputError(TranslatorError):
+    """A workflow input file is not acceptable: not a JSON object, NaN/Infinity, beyond the limits."""
 
 
 class BrokerUnavailable(TranslatorError):

@@ -10,6 +10,10 @@
 * Deliberate difference: Conductor lets ``${NAME}`` read *any* server environment variable.
   translator only reads names the caller passes in ``env`` (see :func:`allowed_environment`).
 * ``${workflow.env.*}`` and ``${workflow.secrets.*}`` (Orkes/newest OSS) are unsupported.
+
+Limits (docs/definitions.md): templates nested deeper than ``MAX_DEPTH``, ``${`` nested more than
+:data:`MAX_EXPRESSION_NESTING` deep, paths beyond the JSONPath limits and values too deep to render
+raise ExpressionError, so a task fails with that reason. Copies are iterative (any depth).
 """
 
 from __future__ import annotations
@@ -17,18 +21,23 @@ from __future__ import annotations
 import copy
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from translator import jsonpath
-from translator.errors import UnsupportedExpression
+from translator.errors import ExpressionError, UnsupportedExpression
+from translator.issues import clip
+from translator.jsonsource import depth_message, too_deep
 
 __all__ = [
     "SYSTEM_PARAMETERS",
     "allowed_environment",
     "apply_workflow_input_template",
+    "copy_json",
+    "expression_nesting",
     "expressions_in",
     "java_string",
     "resolve",
@@ -39,6 +48,8 @@ TASK_ID_PARAMETER = "CPEWF_TASK_ID"
 SYSTEM_PARAMETERS = frozenset({TASK_ID_PARAMETER, "NETFLIX_ENV", "NETFLIX_STACK"})
 ENV_ALLOWLIST_VARIABLE = "TRANSLATOR_EXPRESSION_ENV"
 _UNSUPPORTED_PREFIXES = ("workflow.env.", "workflow.secrets.", "$.workflow.env.", "$.workflow.secrets.")
+MAX_EXPRESSION_NESTING = 16
+_BRACES = re.compile(r"[{}]")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -46,7 +57,16 @@ _UNSUPPORTED_PREFIXES = ("workflow.env.", "workflow.secrets.", "$.workflow.env."
 
 
 def java_string(value: Any) -> str:
-    """Render a JSON value the way Java's ``Objects.toString`` renders Jackson's Java objects."""
+    """Render a JSON value the way Java's ``Objects.toString`` renders Jackson's Java objects.
+
+    Raises ExpressionError for a value nested deeper than ``MAX_DEPTH`` (rendering is recursive).
+    """
+    if isinstance(value, Mapping | list | tuple) and too_deep(value) is not None:
+        raise ExpressionError(f"the value to render in a string is {depth_message()}")
+    return _java_string(value)
+
+
+def _java_string(value: Any) -> str:
     if value is None:
         return "null"
     if value is True:
@@ -60,9 +80,9 @@ def java_string(value: Any) -> str:
     if isinstance(value, float):
         return java_double(value)
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{java_string(k)}={java_string(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{_java_string(k)}={_java_string(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(java_string(v) for v in value) + "]"
+        return "[" + ", ".join(_java_string(v) for v in value) + "]"
     return str(value)
 
 
@@ -98,31 +118,45 @@ class Expression:
 
 def expressions_in(text: str) -> Iterator[Expression]:
     """Yield the top-level ``${...}`` expressions of ``text``, skipping ``$${`` escapes."""
-    i, n = 0, len(text)
-    while i < n:
-        if text.startswith("$${", i):
-            i += 3
+    if "${" not in text:
+        return
+    closing = _closing_braces(text)
+    scanned = 0
+    while (i := text.find("${", scanned)) >= 0:
+        if i > scanned and text[i - 1] == "$":  # "$${" (after any run of "$") is an escape
+            scanned = i + 2
             continue
-        if text.startswith("${", i):
-            close = _matching_brace(text, i + 1)
-            if close is not None:
-                yield Expression(i, close + 1, text[i + 2 : close])
-                i = close + 1
-                continue
-        i += 1
+        close = closing.get(i + 1)
+        if close is None:
+            scanned = i + 1
+            continue
+        yield Expression(i, close + 1, text[i + 2 : close])
+        scanned = close + 1
 
 
-def _matching_brace(text: str, open_index: int) -> int | None:
-    depth = 0
-    for j in range(open_index, len(text)):
-        char = text[j]
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return j
-    return None
+def _closing_braces(text: str) -> dict[int, int]:
+    """Index of every ``{`` -> index of its matching ``}`` (nesting counted), in one pass."""
+    closing: dict[int, int] = {}
+    opened: list[int] = []
+    for match in _BRACES.finditer(text):
+        if match.group() == "{":
+            opened.append(match.start())
+        elif opened:
+            closing[opened.pop()] = match.start()
+    return closing
+
+
+def expression_nesting(text: str, limit: int = MAX_EXPRESSION_NESTING) -> int:
+    """How deeply ``${...}`` nest in ``text`` as resolution reads them (counted up to ``limit + 1``)."""
+    deepest = 0
+    stack = [(text, 0)]
+    while stack:
+        current, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > limit:
+            break
+        stack.extend((expr.body, level + 1) for expr in expressions_in(current))
+    return deepest
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,25 +176,35 @@ class _Resolver:
             return {key: self.value(item) for key, item in template.items()}
         if isinstance(template, list | tuple):
             return [self.value(item) for item in template]
-        return copy.deepcopy(template)
+        return copy_json(template)
 
-    def string(self, text: str) -> Any:
+    def string(self, text: str, level: int = 0) -> Any:
         found = list(expressions_in(text))
         if len(found) == 1 and found[0].start == 0 and found[0].end == len(text):
-            return self.evaluate(found[0])
+            return self.evaluate(found[0], level + 1)
         if not found:
             return text.replace("$${", "${")
         pieces: list[str] = []
         cursor = 0
         for expr in found:
             pieces.append(text[cursor : expr.start])
-            pieces.append(java_string(self.evaluate(expr)))
+            pieces.append(self.render(expr, self.evaluate(expr, level + 1)))
             cursor = expr.end
         pieces.append(text[cursor:])
         return "".join(pieces).replace("$${", "${")
 
-    def evaluate(self, expr: Expression) -> Any:
-        path = java_string(self.string(expr.body))
+    def render(self, expr: Expression, value: Any) -> str:
+        try:
+            return java_string(value)
+        except ExpressionError as exc:
+            raise ExpressionError(f"${{{clip(expr.body, 60)}}}: {exc}") from None
+
+    def evaluate(self, expr: Expression, level: int) -> Any:
+        if level > MAX_EXPRESSION_NESTING:
+            raise ExpressionError(
+                f"${{{clip(expr.body, 60)}}}: expressions nested more than {MAX_EXPRESSION_NESTING} deep"
+            )
+        path = self.render(expr, self.string(expr.body, level))
         if not path.strip():
             return ""
         name = path.strip()
@@ -186,8 +230,10 @@ def resolve(
 
     ``document`` is the evaluation document of reference §5.1 (``{"workflow": {...}, "<ref>": {...}}``).
     ``task_id`` answers ``${CPEWF_TASK_ID}``; ``env`` maps the environment names that may be read.
-    The template is never mutated.
+    The template is never mutated. Raises ExpressionError when a limit is exceeded (module docstring).
     """
+    if isinstance(template, Mapping | list | tuple) and too_deep(template) is not None:
+        raise ExpressionError(f"the template is {depth_message()}")
     return _Resolver(document, task_id, env or {}).value(template)
 
 
@@ -211,7 +257,7 @@ def resolve_task_input(
     resolved: dict[str, Any] = resolve(merged, document, task_id=task_id, env=env)
     for key, value in resolved.items():
         if value is None and key in template:
-            resolved[key] = copy.deepcopy(template[key])
+            resolved[key] = copy_json(template[key])
     return resolved
 
 
@@ -219,11 +265,38 @@ def apply_workflow_input_template(
     workflow_input: Mapping[str, Any], input_template: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """Workflow ``inputTemplate`` defaults, added only when the start input is non-empty (§5.6)."""
-    result = copy.deepcopy(dict(workflow_input))
+    result = copy_json(dict(workflow_input))
     if result and input_template:
         for key, value in input_template.items():
-            result.setdefault(key, copy.deepcopy(value))
+            result.setdefault(key, copy_json(value))
     return result
+
+
+def copy_json(value: Any) -> Any:
+    """``copy.deepcopy`` for JSON values (dicts and lists copied as such), without recursion."""
+    if not isinstance(value, dict | list):
+        return value if isinstance(value, str | int | float | bool | None) else copy.deepcopy(value)
+    copies: dict[int, Any] = {}  # id -> copy: shared and cyclic references stay so, as with deepcopy
+
+    def fresh(item: Any) -> Any:
+        if not isinstance(item, dict | list):
+            return copy_json(item)
+        if id(item) not in copies:
+            copies[id(item)] = {} if isinstance(item, dict) else []
+            pending.append(item)
+        return copies[id(item)]
+
+    pending: list[Any] = []
+    root = fresh(value)
+    while pending:
+        source = pending.pop()
+        target = copies[id(source)]
+        if isinstance(source, dict):
+            for key, item in source.items():
+                target[key] = fresh(item)
+        else:
+            target.extend(fresh(item) for item in source)
+    return root
 
 
 def allowed_environment(

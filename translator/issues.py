@@ -6,6 +6,28 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
+CLIP_LENGTH = 200  # characters of a user-supplied value quoted in a message
+# Line breaks and other control characters, escaped so that an issue always renders on one line.
+_ONE_LINE = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, 0x85)} | {
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def clip(text: str, limit: int = CLIP_LENGTH) -> str:
+    """``text`` cut to ``limit`` characters (an ellipsis and the full length say it was cut)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and control characters escaped."""
+    return text.translate(_ONE_LINE)
+
 
 class Level(StrEnum):
     ERROR = "error"
@@ -23,8 +45,9 @@ class Issue:
     file: str = ""
 
     def render(self) -> str:
-        """``file:pointer: level code: message`` (the CLI's line format)."""
-        return f"{self.file}:{self.pointer}: {self.level} {self.code}: {self.message}"
+        """``file:pointer: level code: message`` (the CLI's line format), always one line."""
+        where = one_line(f"{self.file}:{clip(self.pointer, 2 * CLIP_LENGTH)}")
+        return f"{where}: {self.level} {self.code}: {one_line(clip(self.message, 10 * CLIP_LENGTH))}"
 
     def as_dict(self) -> dict[str, str]:
         data = asdict(self)

@@ -40,10 +40,20 @@ class DocumentKind(StrEnum):
     WORKFLOW = "workflow"
     TASKDEFS = "taskdefs"
     WORKFLOW_TASK = "workflow-task"
+    WORKFLOW_INPUT = "workflow-input"
+
+
+_TASKDEF_KEYS = frozenset(TaskDef.model_fields)
+NOT_A_DEFINITION = (
+    'this looks like a workflow input (an object without "name" and "tasks"), not a definition; '
+    "pass it to translator run with --input"
+)
 
 
 def detect_kind(data: Any) -> DocumentKind | None:
-    """What a parsed JSON document holds: a WorkflowDef, TaskDef(s) or a single WorkflowTask."""
+    """What a parsed JSON document holds: a WorkflowDef, TaskDef(s), a single WorkflowTask, or an object
+    that is none of them (no ``name``, ``tasks`` nor ``taskReferenceName``, and mostly keys a TaskDef
+    does not have): most likely a workflow input given where a definition was expected."""
     if isinstance(data, list):
         return DocumentKind.TASKDEFS
     if not isinstance(data, dict):
@@ -52,6 +62,8 @@ def detect_kind(data: Any) -> DocumentKind | None:
         return DocumentKind.WORKFLOW
     if "taskReferenceName" in data:
         return DocumentKind.WORKFLOW_TASK
+    if "name" not in data and 2 * len(_TASKDEF_KEYS.intersection(data)) < max(len(data), 1):
+        return DocumentKind.WORKFLOW_INPUT
     return DocumentKind.TASKDEFS
 
 
@@ -299,6 +311,8 @@ def load_workflow(path: Path, taskdef_paths: Sequence[Path] = (), *, discover: b
         if kind is DocumentKind.WORKFLOW:
             definition, model_issues = build_model(WorkflowDef, data)
             issues += model_issues
+        elif kind is DocumentKind.WORKFLOW_INPUT:
+            issues.append(error("", "not-a-definition", NOT_A_DEFINITION))
         else:
             issues.append(
                 error(

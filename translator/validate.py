@@ -16,10 +16,17 @@ from typing import Any
 
 from translator import jsonpath
 from translator.errors import DefinitionError
-from translator.expressions import SYSTEM_PARAMETERS, allowed_environment, expressions_in
-from translator.issues import Issue, Level, Report, error, join, unescape_pointer, warning
-from translator.jsonsource import read_file
+from translator.expressions import (
+    MAX_EXPRESSION_NESTING,
+    SYSTEM_PARAMETERS,
+    allowed_environment,
+    expression_nesting,
+    expressions_in,
+)
+from translator.issues import Issue, Level, Report, clip, error, join, unescape_pointer, warning
+from translator.jsonsource import LIMIT_CODE, read_file
 from translator.loader import (
+    NOT_A_DEFINITION,
     DocumentKind,
     TaskDefFile,
     WorkflowBundle,
@@ -31,6 +38,7 @@ from translator.loader import (
 )
 from translator.model import SubWorkflowParams, TaskDef, WorkflowDef, WorkflowTask
 from translator.tasktypes import KNOWN_TYPES, SUPPORTED_TYPES, TaskType
+from translator.workers import registered_task_names
 
 _REQUIRED = "{field} field is required for taskType: {type} taskName: {name}"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -44,6 +52,7 @@ class Context:
     workflow: WorkflowDef
     taskdef: Callable[[str | None], TaskDef | None]
     searched: list[str] = field(default_factory=list)
+    taskdef_names: tuple[str, ...] = ()  # for "did you mean"
     env_names: frozenset[str] = frozenset()
     base: str = ""
 
@@ -55,15 +64,20 @@ class Context:
 # Unknown keys
 
 
+_MAX_KEY_HINTS = 20  # unknown keys of one object given a "did you mean" (difflib is costly)
+
+
 def _unknown_key_issues(model: Any, ptr: str) -> Iterator[Issue]:
     known = sorted(type(model).model_fields)
-    for key in model.unknown_keys:
-        hint = _KEY_HINTS.get(key) or next(iter(difflib.get_close_matches(key, known, 1, 0.75)), None)
+    for index, key in enumerate(model.unknown_keys):
+        hint = _KEY_HINTS.get(key)
+        if hint is None and index < _MAX_KEY_HINTS:
+            hint = next(iter(difflib.get_close_matches(key, known, 1, 0.75)), None)
         suggestion = f'; did you mean "{hint}"?' if hint else ""
         yield warning(
             join(ptr, key),
             "unknown-key",
-            f'unknown key "{key}" in {type(model).__name__} is ignored by Conductor{suggestion}',
+            f'unknown key "{clip(key)}" in {type(model).__name__} is ignored by Conductor{suggestion}',
         )
 
 
@@ -322,13 +336,14 @@ def _check_wait(ctx: Context, ptr: str, task: WorkflowTask) -> Iterator[Issue]:
             join(ptr, "inputParameters", "duration"),
             "wait-duration",
             f"Wait time specified is invalid. The duration must be in the form '2d 3h 10m 5s' "
-            f"(got {duration!r})",
+            f"(got {clip(duration)!r})",
         )
     if until and not until.startswith("${") and not _UNTIL.match(until):
         yield error(
             join(ptr, "inputParameters", "until"),
             "wait-until",
-            f"Unable to parse date {until!r}; expected yyyy-MM-dd, yyyy-MM-dd HH:mm or yyyy-MM-dd HH:mm z",
+            f"Unable to parse date {clip(until)!r}; expected yyyy-MM-dd, yyyy-MM-dd HH:mm or "
+            "yyyy-MM-dd HH:mm z",
         )
 
 
@@ -366,7 +381,7 @@ def rule_supported_types(ctx: Context) -> Iterator[Issue]:
         else:
             hint = next(iter(difflib.get_close_matches(kind.upper(), sorted(KNOWN_TYPES), 1)), None)
             message = (
-                f'unknown task type "{kind}": Conductor treats it as USER_DEFINED, '
+                f'unknown task type "{clip(kind)}": Conductor treats it as USER_DEFINED, '
                 "which translator does not support" + (f'; did you mean "{hint}"?' if hint else "")
             )
         yield error(join(ptr, "type"), "unsupported-task-type", message)
@@ -401,6 +416,14 @@ def _reference_issues(
     ctx: Context, refs: set[str], value: Any, ptr: str, task: WorkflowTask | None, strict: bool
 ) -> Iterator[Issue]:
     for value_ptr, text in _string_values(value, ptr):
+        if expression_nesting(text) > MAX_EXPRESSION_NESTING:
+            yield error(
+                value_ptr,
+                LIMIT_CODE,
+                f"${{...}} expressions nested more than {MAX_EXPRESSION_NESTING} deep, the most "
+                "translator resolves",
+            )
+            continue
         for expr in expressions_in(text):
             body = expr.body.strip()
             if not body or "${" in body:
@@ -411,13 +434,17 @@ def _reference_issues(
                 yield error(
                     value_ptr,
                     "unsupported-expression",
-                    f"${{{body}}}: workflow.env and workflow.secrets are not supported; pass the "
+                    f"${{{clip(body)}}}: workflow.env and workflow.secrets are not supported; pass the "
                     "value in the workflow input instead",
                 )
                 continue
-            problem = jsonpath.check(body)
-            if problem:
-                yield error(value_ptr, "invalid-expression", problem)
+            try:
+                jsonpath.compile_path(body)
+            except jsonpath.PathLimitError as exc:
+                yield error(value_ptr, LIMIT_CODE, str(exc))
+                continue
+            except jsonpath.PathSyntaxError as exc:
+                yield error(value_ptr, "invalid-expression", str(exc))
                 continue
             segment = _first_segment(body)
             if segment in ("workflow", "$", "") or segment in refs:
@@ -428,14 +455,15 @@ def _reference_issues(
                 yield error(
                     value_ptr,
                     "unknown-ref",
-                    f"taskReferenceName: {segment} for given task: {task.name} input value: {key} "
-                    f"of input parameter: {text} is not defined in workflow definition.",
+                    f"taskReferenceName: {clip(segment)} for given task: {clip(task.name or '')} input "
+                    f"value: {clip(key)} of input parameter: {clip(text)} is not defined in workflow "
+                    "definition.",
                 )
             else:
                 yield warning(
                     value_ptr,
                     "unknown-ref",
-                    f"${{{body}}} reads {segment!r}, which is not a taskReferenceName of this "
+                    f"${{{clip(body)}}} reads {clip(segment)!r}, which is not a taskReferenceName of this "
                     "workflow (nor 'workflow'); it will resolve to null",
                 )
 
@@ -473,13 +501,21 @@ def rule_taskdefs(ctx: Context) -> Iterator[Issue]:
         if task.task_type != TaskType.SIMPLE or not task.name or ctx.taskdef(task.name):
             continue
         where = ", ".join(ctx.searched) if ctx.searched else "no task definition files"
+        hint = _did_you_mean(ctx, task.name)
         yield warning(
             join(ptr, "name"),
             "missing-taskdef",
-            f'no task definition named "{task.name}" (searched: {where}); Conductor\'s defaults '
-            "apply: retryCount 3, FIXED retryDelaySeconds 60, timeoutSeconds 0, "
+            f'no task definition named "{clip(task.name)}" (searched: {where}{hint}); '
+            "Conductor's defaults apply: retryCount 3, FIXED retryDelaySeconds 60, timeoutSeconds 0, "
             "responseTimeoutSeconds 3600",
         )
+
+
+def _did_you_mean(ctx: Context, name: str) -> str:
+    """The closest defined task name, or registered worker name (those imported in this process)."""
+    candidates = sorted({*ctx.taskdef_names, *registered_task_names()})
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f'; did you mean "{close[0]}"?' if close else ""
 
 
 def rule_inline_subworkflows(ctx: Context) -> Iterator[Issue]:
@@ -499,6 +535,7 @@ def rule_inline_subworkflows(ctx: Context) -> Iterator[Issue]:
                     searched=ctx.searched,
                     base=inline_ptr,
                     env_names=ctx.env_names,
+                    taskdef_names=ctx.taskdef_names,
                 )
         elif isinstance(inline, str):
             if not (inline.startswith("${") and inline.endswith("}")):
@@ -537,10 +574,11 @@ def validate_workflow(
     searched: list[str] | None = None,
     base: str = "",
     env_names: Iterable[str] | None = None,
+    taskdef_names: Iterable[str] = (),
 ) -> list[Issue]:
     """Every issue of one WorkflowDef (pointers relative to ``base``)."""
     names = frozenset(allowed_environment() if env_names is None else env_names)
-    ctx = Context(workflow, taskdef, list(searched or []), names, base)
+    ctx = Context(workflow, taskdef, list(searched or []), tuple(taskdef_names), names, base)
     issues: list[Issue] = []
     for rule in WORKFLOW_RULES:
         issues.extend(rule(ctx))
@@ -612,15 +650,22 @@ def _drop_shadowed(issues: list[Issue]) -> list[Issue]:
     type_errors = {(i.file, i.pointer) for i in issues if i.code in ("type", "json-syntax")}
     if not type_errors:
         return issues
-    kept = []
-    for issue in issues:
-        shadowed = issue.code not in ("type", "json-syntax") and any(
-            issue.file == f and (issue.pointer == p or issue.pointer.startswith(p + "/"))
-            for f, p in type_errors
-        )
-        if not shadowed:
-            kept.append(issue)
-    return kept
+    return [
+        issue
+        for issue in issues
+        if issue.code in ("type", "json-syntax") or not _under_any(issue, type_errors)
+    ]
+
+
+def _under_any(issue: Issue, pointers: set[tuple[str, str]]) -> bool:
+    """Whether the issue's pointer or one of its ancestors is in ``pointers`` (for its file)."""
+    ptr = issue.pointer
+    while True:
+        if (issue.file, ptr) in pointers:
+            return True
+        if not ptr:
+            return False
+        ptr = ptr[: ptr.rfind("/")]
 
 
 def validate_bundle(bundle: WorkflowBundle) -> list[Issue]:
@@ -632,7 +677,10 @@ def validate_bundle(bundle: WorkflowBundle) -> list[Issue]:
             issues += with_file(validate_taskdef(located.value, located.pointer), parsed.file)
     if bundle.definition is not None:
         found = validate_workflow(
-            bundle.definition, taskdef=bundle.catalog.taskdef, searched=bundle.catalog.searched
+            bundle.definition,
+            taskdef=bundle.catalog.taskdef,
+            searched=bundle.catalog.searched,
+            taskdef_names=list(bundle.catalog.taskdefs),
         )
         issues += with_file(found, bundle.file)
         issues += with_file(_failure_workflow_issues(bundle), bundle.file)
@@ -668,6 +716,8 @@ def check_file(path: Path | str, taskdef_paths: list[Path] | None = None) -> lis
         return validate_bundle(load_workflow(path, taskdef_paths or []))
     if kind is DocumentKind.WORKFLOW_TASK:
         return _check_workflow_task(path, data, read_issues)
+    if kind is DocumentKind.WORKFLOW_INPUT:
+        return with_file([*read_issues, error("", "not-a-definition", NOT_A_DEFINITION)], str(path))
     if kind is DocumentKind.TASKDEFS:
         parsed: TaskDefFile = parse_taskdefs(data, str(path))
         issues = read_issues + parsed.issues
