@@ -9,6 +9,8 @@ import sys
 import time
 
 from tasks.s3 import ensure_bucket
+from translator.errors import NonRetryableError
+from translator.text import shorten
 
 USAGE = "usage: python -m tasks ensure-bucket [BUCKET]"
 
@@ -22,9 +24,12 @@ def main(argv: list[str]) -> int:
         try:
             print(ensure_bucket(argv[1] if len(argv) > 1 else None))
             return 0
-        except Exception as exc:  # S3 not up yet, or refusing: retry until the deadline
+        except NonRetryableError as exc:  # refused (no right to create it, name taken): waiting cannot help
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except Exception as exc:  # S3 not up yet: retry until the deadline
             if time.monotonic() > deadline:
-                print(f"error: S3 not ready after 120 s: {exc}", file=sys.stderr)
+                print(f"error: S3 not ready after 120 s: {shorten(str(exc), quote=False)}", file=sys.stderr)
                 return 1
             time.sleep(2)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from translator.settings import env_int
+from translator.settings import env_float, env_int
 
 MIB = 1024 * 1024
 
@@ -20,7 +20,8 @@ def _flag(name: str) -> bool:
 class ImageSettings:
     shared_dir: Path  # where resized images are written (the volume the workers share)
     input_root: Path  # local fileLocation paths must lie under it
-    fetch_timeout: float  # seconds, per connect/read and for the whole download
+    fetch_timeout: float  # seconds without progress: per connect, TLS handshake, send, read
+    fetch_deadline: float  # seconds for a whole download: connect, headers, body, redirects
     fetch_max_bytes: int  # largest source accepted (URL, S3 or local)
     fetch_allow: frozenset[str]  # "host:port" pairs exempt from the public-address check
     max_input_side: int  # largest source width/height accepted
@@ -44,10 +45,12 @@ class ImageSettings:
             if item.strip()
         )
         prefix = os.environ.get("TRANSLATOR_S3_PREFIX", "images/")
+        fetch_timeout = env_float("TRANSLATOR_FETCH_TIMEOUT", 10.0)
         return cls(
             shared_dir=shared,
             input_root=root,
-            fetch_timeout=float(env_int("TRANSLATOR_FETCH_TIMEOUT", 10)),
+            fetch_timeout=fetch_timeout,
+            fetch_deadline=env_float("TRANSLATOR_FETCH_DEADLINE", 2 * fetch_timeout),
             fetch_max_bytes=env_int("TRANSLATOR_FETCH_MAX_BYTES", 25 * MIB),
             fetch_allow=allow,
             max_input_side=env_int("TRANSLATOR_IMAGE_MAX_SIDE", 12000),

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from translator.errors import NonRetryableError
+from translator.text import shorten
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def output_format(name: object) -> ImageFormat:
     key = ALIASES.get(key, key)
     if key not in OUTPUT_FORMATS:
         choices = ", ".join(sorted({*OUTPUT_FORMATS, *ALIASES}))
-        raise NonRetryableError(f"unsupported outputFormat {name!r}: use one of {choices}")
+        raise NonRetryableError(f"unsupported outputFormat {shorten(name)}: use one of {choices}")
     fmt = FORMATS[key]
     if not build_supports(fmt.coder):
         raise NonRetryableError(f"outputFormat {key} is not supported by this ImageMagick build")

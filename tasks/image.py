@@ -12,6 +12,7 @@ the task definition (``timeoutSeconds``).
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import threading
@@ -26,6 +27,7 @@ from tasks.config import ImageSettings, settings
 from tasks.formats import FORMATS, ImageFormat, declared_size, output_format, sniff
 from tasks.sources import load_source
 from translator import NonRetryableError, worker_task
+from translator.text import shorten
 
 ACCEPTED_INPUTS = ("png", "jpeg", "gif", "webp", "tiff", "bmp", "avif")
 QUALITY = {"jpeg": 92, "webp": 90, "avif": 80}
@@ -62,16 +64,32 @@ def _limits_at_worker_start(**_: Any) -> None:
 
 
 def dimension(name: str, value: object, limit: int) -> int:
-    """A positive pixel size from an int or a numeric string."""
-    if isinstance(value, bool) or value is None:
-        raise NonRetryableError(f"{name} is required: a number of pixels between 1 and {limit}")
-    try:
-        number = float(str(value).strip()) if isinstance(value, str) else float(value)
-    except (TypeError, ValueError):
-        raise NonRetryableError(f"{name} must be a number of pixels, got {value!r}") from None
-    if number != int(number) or not 1 <= number <= limit:
-        raise NonRetryableError(f"{name} must be a whole number between 1 and {limit}, got {value!r}")
-    return int(number)
+    """A pixel size from a whole number (int, float or numeric string) between 1 and ``limit``.
+
+    Anything else, including booleans, NaN, infinities ("inf", "1e999") and numbers out of range,
+    is a NonRetryableError naming the input and the accepted range.
+    """
+    accepted = f"a whole number of pixels between 1 and {limit}"
+    if value is None:
+        raise NonRetryableError(f"{name} is required: {accepted}")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise NonRetryableError(f"{name} must be {accepted}, got {shorten(value)}")
+    if isinstance(value, str):
+        try:
+            number: int | float = float(value.strip())
+        except ValueError:
+            raise NonRetryableError(
+                f"{name} must be a number of pixels between 1 and {limit}, got {shorten(value)}"
+            ) from None
+    else:
+        number = value
+    if isinstance(number, float):
+        if not math.isfinite(number) or not number.is_integer():
+            raise NonRetryableError(f"{name} must be {accepted}, got {shorten(value)}")
+        number = int(number)
+    if not 1 <= number <= limit:
+        raise NonRetryableError(f"{name} must be {accepted}, got {shorten(value)}")
+    return number
 
 
 def flag(name: str, value: object, default: bool) -> bool:
@@ -84,7 +102,7 @@ def flag(name: str, value: object, default: bool) -> bool:
         return True
     if text in ("false", "0", "no"):
         return False
-    raise NonRetryableError(f"{name} must be true or false, got {value!r}")
+    raise NonRetryableError(f"{name} must be true or false, got {shorten(value)}")
 
 
 def fit(width: int, height: int, box_width: int, box_height: int, keep_aspect: bool) -> tuple[int, int]:
@@ -196,7 +214,7 @@ def image_convert_resize(
     source = sniff(data)
     if source is None or source.name not in ACCEPTED_INPUTS:
         accepted = ", ".join(FORMATS[n].coder for n in ACCEPTED_INPUTS)
-        raise NonRetryableError(f"{fileLocation} is not an image in an accepted format ({accepted})")
+        raise NonRetryableError(f"{shorten(fileLocation)} is not an image in an accepted format ({accepted})")
     blob, width, height = convert(data, source, target, box, keep, config)
     path = write_unique(config.shared_dir, blob, target.extension)
     return {

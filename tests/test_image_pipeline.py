@@ -4,10 +4,15 @@ HTTP on loopback; and every kind of bad input refused with a clear reason."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import socket
 import struct
 import subprocess
+import sys
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +25,10 @@ from wand.image import Image
 from tasks.formats import sniff
 from tests.services import (
     ROOT,
+    VENV_BIN,
     celery_worker,
     embedded_env,
+    free_port,
     http_server,
     redis_server,
     redis_server_binary,
@@ -30,6 +37,7 @@ from tests.services import (
     translator_cli,
 )
 from translator.celery_app import install
+from translator.errors import NonRetryableError
 from translator.runner import Session, prepare, submit, wait
 from translator.state import RedisStore
 
@@ -216,6 +224,14 @@ BAD_INPUTS = [
     ("negative height", {"file_location": "sample.png", "height": -5}, "outputHeight must be a whole number"),
     ("huge size", {"file_location": "sample.png", "width": 10**6}, "outputWidth must be a whole number"),
     ("not a number", {"file_location": "sample.png", "width": "wide"}, "outputWidth must be a number"),
+    ("infinite width", {"file_location": "sample.png", "width": "inf"}, "outputWidth must be a whole number"),
+    (
+        "overflowing width",
+        {"file_location": "sample.png", "width": "1e999"},
+        "between 1 and 8000, got '1e999'",
+    ),
+    ("NaN height", {"file_location": "sample.png", "height": float("nan")}, "between 1 and 8000, got nan"),
+    ("boolean width", {"file_location": "sample.png", "width": True}, "between 1 and 8000, got True"),
     ("missing fileLocation", {"file_location": None}, "fileLocation is missing or empty"),
     ("missing size", {"file_location": "sample.png", "width": None}, "outputWidth is required"),
 ]
@@ -236,6 +252,16 @@ def test_bad_input_fails_clearly_and_uploads_nothing(pipeline, label, kwargs, re
     assert reason in execution["reasonForIncompletion"]
     assert pipeline.objects() == before
     assert pipeline.worker.process.poll() is None  # the worker survived
+
+
+def test_megabyte_url_reason_is_bounded_in_the_stored_record(pipeline):
+    url = "http://169.254.169.254/" + "a" * (1024 * 1024)
+    execution = pipeline.run(url)
+    assert execution["status"] == "FAILED"
+    reason = execution["tasks"][0]["reasonForIncompletion"]
+    assert execution["tasks"][0]["status"] == "FAILED_WITH_TERMINAL_ERROR"
+    assert f"({len(url)} characters)" in reason and "not a public address" in reason
+    assert len(reason) < 1000 and len(execution["reasonForIncompletion"]) < 2000
 
 
 def test_worker_still_serves_after_bad_inputs(pipeline):
@@ -318,3 +344,160 @@ def test_large_upload_goes_multipart(tmp_path, monkeypatch):
         finally:
             config.settings.cache_clear()
             s3.s3_client.cache_clear()
+
+
+@contextlib.contextmanager
+def s3_environment(monkeypatch, env: dict[str, str], shared: Path):
+    """This process's image workers pointed at an S3 server (settings and client re-read)."""
+    from tasks import config, s3
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TRANSLATOR_SHARED_DIR", str(shared))
+    config.settings.cache_clear()
+    s3.s3_client.cache_clear()
+    try:
+        yield s3
+    finally:
+        config.settings.cache_clear()
+        s3.s3_client.cache_clear()
+
+
+def test_upload_creates_a_missing_bucket(tmp_path, monkeypatch):
+    with s3_server() as env, s3_environment(monkeypatch, env, tmp_path) as s3:
+        monkeypatch.setenv("TRANSLATOR_S3_BUCKET", "fresh-bucket")
+        image = tmp_path / "sample.png"
+        image.write_bytes(SAMPLE.read_bytes())
+        client = s3_client_for(env)
+        assert "fresh-bucket" not in {b["Name"] for b in client.list_buckets()["Buckets"]}
+        first = s3.upload_to_s3(str(image))
+        assert first["bucket"] == "fresh-bucket" and first["s3Url"].startswith("s3://fresh-bucket/images/")
+        assert (
+            client.get_object(Bucket="fresh-bucket", Key=first["key"])["Body"].read() == SAMPLE.read_bytes()
+        )
+        assert s3.upload_to_s3(str(image), bucket="other-new-bucket")["bucket"] == "other-new-bucket"
+        assert s3.upload_to_s3(str(image)) == first  # the bucket exists now: nothing to create
+
+
+@contextlib.contextmanager
+def s3_server_with_iam(directory: Path):
+    """moto's S3 server in its own process, enforcing IAM; yields credentials of a user that may put
+    and get objects and list buckets, but not create buckets."""
+    import boto3
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (directory / "moto.log").open("wb")
+    # The first 3 requests (the IAM set-up below) are let through unauthenticated.
+    process = subprocess.Popen(
+        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.1)
+        iam = boto3.client(
+            "iam",
+            endpoint_url=url,
+            aws_access_key_id="admin",
+            aws_secret_access_key="admin",
+            region_name="us-east-1",
+        )
+        iam.create_user(UserName="uploader")
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:PutObject", "s3:GetObject", "s3:ListBucket"],
+                    "Resource": "*",
+                }
+            ],
+        }
+        iam.put_user_policy(UserName="uploader", PolicyName="upload-only", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName="uploader")["AccessKey"]
+        yield {
+            "AWS_ENDPOINT_URL_S3": url,
+            "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "TRANSLATOR_S3_BUCKET": "missing-bucket",
+        }
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        log.close()
+
+
+def test_missing_bucket_that_cannot_be_created_is_a_terminal_error(tmp_path, monkeypatch):
+    with s3_server_with_iam(tmp_path) as env:
+        with s3_environment(monkeypatch, env, tmp_path) as s3:
+            image = tmp_path / "sample.png"
+            image.write_bytes(SAMPLE.read_bytes())
+            with pytest.raises(NonRetryableError) as refused:
+                s3.upload_to_s3(str(image))
+        message = str(refused.value)
+        assert message.startswith(
+            "bucket missing-bucket does not exist and cannot be created with these credentials"
+        )
+        assert "(AccessDenied: " in message
+        assert "`python -m tasks ensure-bucket missing-bucket`" in message
+
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "tasks", "ensure-bucket"],
+            cwd=ROOT,
+            env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 1 and time.monotonic() - started < 30  # no waiting for 120 s
+        assert result.stderr.startswith("error: bucket missing-bucket does not exist and cannot be created")
+        assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "terminal"),
+    [
+        ("BucketAlreadyExists", 409, "bucket taken-name belongs to another account (BucketAlreadyExists: "),
+        (
+            "AccessDenied",
+            403,
+            "bucket taken-name does not exist and cannot be created with these credentials",
+        ),
+        ("SlowDown", 503, None),
+        ("InternalError", 500, None),
+    ],
+)
+def test_bucket_creation_errors_map_to_terminal_or_retryable(code, status, terminal):
+    """The mapping of CreateBucket answers moto cannot give, on real botocore errors (botocore's Stubber)."""
+    import boto3
+    from botocore.exceptions import ClientError
+    from botocore.stub import Stubber
+
+    from tasks.s3 import create_bucket
+
+    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
+    with Stubber(client) as stubber:
+        stubber.add_client_error("create_bucket", service_error_code=code, http_status_code=status)
+        if terminal is None:
+            with pytest.raises(ClientError):
+                create_bucket(client, "taken-name")
+        else:
+            with pytest.raises(NonRetryableError, match=re.escape(terminal)):
+                create_bucket(client, "taken-name")

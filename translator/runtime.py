@@ -48,6 +48,7 @@ from translator.records import (
 )
 from translator.state import Deadline, Due, StateStore, now_ms
 from translator.status import TaskStatus, WorkflowStatus, workflow_status_for_failed_task
+from translator.text import REASON_LIMIT, shorten
 from translator.workers import TaskContext, get_worker
 
 log = logging.getLogger("translator.runtime")
@@ -384,6 +385,7 @@ def _after_failure(
     ``budget_spent``: the reason already says that totalTimeoutSeconds is spent."""
     wf_id, record, policy = run.workflow["workflowId"], run.record, run.step.policy
     now = now_ms()
+    reason = shorten(reason, REASON_LIMIT, quote=False)  # a reason may quote a megabyte of input
     record.update(status=status.value, reasonForIncompletion=reason, endTime=now, updateTime=now)
     attempt = record["retryCount"]
     time_out_workflow = (
