@@ -6,7 +6,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
-CLIP_LENGTH = 200  # characters of a user-supplied value quoted in a message
+from translator.text import VALUE_LIMIT, shorten
+
 # Line breaks and other control characters, escaped so that an issue always renders on one line.
 _ONE_LINE = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, 0x85)} | {
     ord("\n"): "\\n",
@@ -17,11 +18,9 @@ _ONE_LINE = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, 0x85)} | {
 }
 
 
-def clip(text: str, limit: int = CLIP_LENGTH) -> str:
-    """``text`` cut to ``limit`` characters (an ellipsis and the full length say it was cut)."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… ({len(text)} characters)"
+def clip(text: str, limit: int = VALUE_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, unquoted (an ellipsis and the full length say it was cut)."""
+    return shorten(text, limit, quote=False)
 
 
 def one_line(text: str) -> str:
@@ -46,8 +45,8 @@ class Issue:
 
     def render(self) -> str:
         """``file:pointer: level code: message`` (the CLI's line format), always one line."""
-        where = one_line(f"{self.file}:{clip(self.pointer, 2 * CLIP_LENGTH)}")
-        return f"{where}: {self.level} {self.code}: {one_line(clip(self.message, 10 * CLIP_LENGTH))}"
+        where = one_line(f"{self.file}:{clip(self.pointer, 2 * VALUE_LIMIT)}")
+        return f"{where}: {self.level} {self.code}: {one_line(clip(self.message, 10 * VALUE_LIMIT))}"
 
     def as_dict(self) -> dict[str, str]:
         data = asdict(self)
