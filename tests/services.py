@@ -9,11 +9,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import redis
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -27,6 +30,52 @@ def free_port() -> int:
 
 def redis_server_binary() -> str | None:
     return shutil.which("redis-server")
+
+
+def wait_until(check: Callable[[], T], *, timeout: float, what: str, interval: float = 0.05) -> T:
+    """Poll ``check`` until it returns something truthy (returned), for at most ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:g} s")
+        time.sleep(interval)
+
+
+def wait_started(store: Any, wf_id: str, *, appear: float = 60, timeout: float = 60) -> dict[str, Any]:
+    """The terminal execution of a workflow that may not exist yet (a failure workflow is created
+    right after the failed one ends, or by a sweeper later): wait for it to appear, then to end."""
+    from translator.runner import wait
+
+    wait_until(lambda: store.status(wf_id) is not None, timeout=appear, what=f"workflow {wf_id} created")
+    return wait(store, wf_id, timeout=timeout)
+
+
+def wait_all_ended(store: Any, ids: list[str], *, stall: float, cap: float = 900) -> list[dict[str, Any]]:
+    """The executions of ``ids`` once all are terminal. Fails when none ended for ``stall`` seconds
+    (the pool is stuck, not slow) or after ``cap`` seconds in all."""
+    began = last_progress = time.monotonic()
+    ended: dict[str, dict[str, Any]] = {}
+    while len(ended) < len(ids):
+        for wf_id in ids:
+            if wf_id not in ended:
+                status = store.status(wf_id)
+                if status is not None and status.terminal:
+                    ended[wf_id] = store.workflow(wf_id)
+                    last_progress = time.monotonic()
+        now = time.monotonic()
+        pending = [wf_id for wf_id in ids if wf_id not in ended]
+        if pending and (now - last_progress > stall or now - began > cap):
+            raise AssertionError(
+                f"{len(pending)} of {len(ids)} workflows not ended after {now - began:.0f} s "
+                f"(none ended in the last {now - last_progress:.0f} s), e.g. {pending[0]}: "
+                f"{store.workflow(pending[0])}"
+            )
+        if pending:
+            time.sleep(0.2)
+    return [ended[wf_id] for wf_id in ids]
 
 
 @contextmanager

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, corpus_params, require_corpus
 from translator.loader import DocumentKind, build_model, detect_kind
 from translator.model import (
     RetryLogic,
@@ -100,13 +100,12 @@ def test_unknown_keys_are_kept_for_round_trip():
 
 
 def _corpus_files():
-    if not CORPUS.is_dir():
-        return []
-    return sorted(p for p in CORPUS.glob("*.json"))
+    return sorted(CORPUS.glob("*.json")) if CORPUS.is_dir() else []
 
 
-@pytest.mark.parametrize("path", _corpus_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", **corpus_params(_corpus_files(), ids=lambda p: p.name))
 def test_corpus_round_trips_without_loss(path):
+    require_corpus()
     data = json.loads(path.read_text())
     kind = detect_kind(data)
     if kind is DocumentKind.WORKFLOW:
