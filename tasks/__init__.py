@@ -8,8 +8,10 @@ loaded with ``TRANSLATOR_WORKER_MODULES=pkg.module`` or ``celery -A tasks worker
 from celery import Celery
 
 from tasks import image, s3
+from tasks.magick import name_installed_library
 from translator.celery_app import install
 
+name_installed_library()  # before a step loads Wand (lazily): its own library search is slow
 app = Celery("translator")
 app.config_from_object("celeryconfig")
 # Context managers entered around an embedded run (translator run with no broker).

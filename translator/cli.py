@@ -109,6 +109,9 @@ def _read_input_bytes(source: str, name: str) -> bytes:
         raise UsageError(f"cannot read the input {name}: {exc.strerror or exc}") from None
 
 
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+
+
 @main.command()
 @click.argument("definition", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -131,13 +134,17 @@ def run(
     """Run the workflow DEFINITION and print its output as JSON.
 
     With CELERY_BROKER_URL set, the workflow runs on the worker pool (celery -A tasks worker) and its
-    state is kept in Redis. With nothing configured it runs embedded: a real Celery worker (threads
-    pool) in this process over an in-memory transport, with the same retry and delay semantics, but
-    without hard time limits (those need the prefork pool of a worker pool) and invisible to Flower.
+    state is kept in Redis. With nothing configured it runs embedded: a real Celery worker (threads)
+    in this process over an in-memory transport, with the same retry, delay and timeout semantics
+    (a timed-out step is abandoned as Conductor does, not killed), invisible to Flower.
 
     Exit status: 0 when the workflow COMPLETED; 1 when it ended otherwise (the reason is printed on
-    stderr) or the definitions are invalid; 2 for usage errors.
+    stderr), --timeout passed, or the definitions are invalid; 2 for usage errors; 130 on Ctrl-C.
     """
+    _phase("run")
+    import gc
+
+    gc.disable()  # start-up allocates much and frees little: no collections until the worker is ready
     from translator.progress import Progress
     from translator.runner import open_session, prepare, submit, wait
     from translator.settings import Settings
@@ -145,26 +152,72 @@ def run(
     plan = prepare(definition, list(taskdefs))
     workflow_input = _read_input(input_source) if input_source else {}
     settings = Settings.from_env()
-    if settings.broker_url is None:  # embedded: failures show in the progress lines, not as tracebacks
+    embedded = settings.broker_url is None
+    if embedded:  # failures show in the progress lines, not as tracebacks
         logging.getLogger("translator").setLevel(logging.ERROR)
-    _warn_unenforced(plan, embedded=settings.broker_url is None)
-    if no_wait and settings.broker_url is None:
+    if no_wait and embedded:
         raise UsageError(
             "--no-wait needs a worker pool: set CELERY_BROKER_URL (embedded runs end with the process)"
         )
-    with open_session(settings, concurrency=concurrency) as session:
-        wf_id = submit(session, plan, workflow_input)
-        if no_wait:
-            click.echo(wf_id)
-            return
-        execution = wait(session.store, wf_id, timeout=timeout, progress=Progress())
-        _report_failure_workflow(session, plan, execution, timeout)
+    session = wf_id = None
+    try:
+        with open_session(settings, concurrency=concurrency) as session:
+            gc.freeze()  # what start-up made stays: collections never examine it again
+            gc.enable()
+            _phase("ready")
+            wf_id = submit(session, plan, workflow_input)
+            if no_wait:
+                click.echo(wf_id)
+                return
+            interval = 0.02 if session.embedded else 0.05  # an in-process store costs nothing to poll
+            execution = wait(session.store, wf_id, timeout=timeout, progress=Progress(), interval=interval)
+            _phase("ended")
+            _report_failure_workflow(session, plan, execution, timeout)
+    except KeyboardInterrupt:
+        if wf_id is None:
+            fate = ""
+        elif embedded:
+            fate = f": workflow {wf_id} ends with this process"
+        else:
+            fate = f": workflow {wf_id} goes on on the worker pool (translator status {wf_id})"
+        _leave(session, EXIT_INTERRUPTED, f"error: interrupted{fate}")
+    except TranslatorError as exc:  # --timeout passed, the broker went away, ...
+        if session is None or not session.abandoned:
+            raise
+        _leave(session, EXIT_INVALID, f"error: {exc}")
+    _phase("stopped")
     status = execution["status"]
     click.echo(json.dumps(execution if full else execution.get("output", {}), indent=2))
-    if status != "COMPLETED":
-        reason = execution.get("reasonForIncompletion") or "no reason recorded"
-        click.echo(f"error: workflow {wf_id} {status}: {reason}", err=True)
-        sys.exit(EXIT_INVALID)
+    if status == "COMPLETED":
+        _leave(session, EXIT_OK)
+    reason = execution.get("reasonForIncompletion") or "no reason recorded"
+    _leave(session, EXIT_INVALID, f"error: workflow {wf_id} {status}: {reason}")
+
+
+def _phase(name: str) -> None:
+    """With TRANSLATOR_PROFILE_PHASES set, when ``run`` reaches ``name`` (epoch seconds, on stderr):
+    what benchmarks/embedded_run.py measures."""
+    import os
+
+    if os.environ.get("TRANSLATOR_PROFILE_PHASES"):
+        click.echo(f"translator: phase {name} {time.time():.6f}", err=True)
+
+
+def _leave(session, code: int, message: str | None = None) -> None:
+    """Exit with ``code`` (after ``message`` on stderr). When an embedded run left steps running
+    (threads cannot be stopped), exit at once: the interpreter would wait for any non-daemon
+    thread their worker functions started."""
+    import gc
+    import os
+
+    if message:
+        click.echo(message, err=True)
+    gc.freeze()  # the process ends: spare the interpreter's exit a collection of every object (0.4 s)
+    if session is not None and session.abandoned:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def _report_failure_workflow(session, plan, execution: dict, timeout: float | None) -> None:
@@ -196,18 +249,6 @@ def _report_failure_workflow(session, plan, execution: dict, timeout: float | No
         + (f": {reason}" if reason else ""),
         err=True,
     )
-
-
-def _warn_unenforced(plan, *, embedded: bool) -> None:
-    """Say which fields of the definitions cannot be enforced here (docs/semantics.md)."""
-    from translator.plan import unenforced_fields
-
-    for where, fields in unenforced_fields(plan, embedded=embedded).items():
-        click.echo(
-            f"warning: {where}: {', '.join(fields)} not enforced in an embedded run (its threads cannot "
-            "be stopped); run on a worker pool (CELERY_BROKER_URL) to enforce it",
-            err=True,
-        )
 
 
 @main.command(name="compile")

@@ -15,6 +15,9 @@ from translator.plan import Plan, Step
 from translator.state import Deadline, Due
 
 DEFAULT_PARK_AFTER = 300  # seconds: longer delays wait in the store, not in the broker (see wake)
+# A Celery app setting, true when its pool cannot stop a step (an embedded run's threads): the
+# steps then register a ``timeout`` deadline for timeoutSeconds instead of relying on time limits.
+TIMEOUTS_BY_DEADLINE = "translator_timeout_deadlines"
 
 
 def parks(record: Mapping[str, Any], park_after: float) -> bool:
@@ -41,6 +44,18 @@ def response_deadline(record: Mapping[str, Any], step: Step) -> Due | None:
     token = int(record["startTime"])
     grace = seconds + int(record.get("callbackAfterSeconds") or 0)
     return _deadline("response", record, token), token + grace * 1000
+
+
+def timeout_deadline(record: Mapping[str, Any], step: Step) -> Due | None:
+    """timeoutSeconds after an attempt started (plus its startDelay, as Conductor measures it):
+    how an embedded run enforces it, its threads being impossible to stop (a worker pool's time
+    limits do it there). None for ALERT_ONLY, which only logs an attempt that overran."""
+    policy = step.policy
+    if policy.timeout_seconds <= 0 or policy.timeout_policy == "ALERT_ONLY" or not record.get("startTime"):
+        return None
+    token = int(record["startTime"])
+    after = policy.timeout_seconds + int(record.get("startDelayInSeconds") or 0)
+    return _deadline("timeout", record, token), token + after * 1000
 
 
 def poll_deadline(record: Mapping[str, Any], step: Step) -> Due | None:
@@ -103,7 +118,7 @@ def waiting_deadlines(record: Mapping[str, Any], step: Step) -> list[Deadline]:
 def attempt_deadlines(record: Mapping[str, Any], step: Step) -> list[Deadline]:
     """Every per-attempt deadline ``record`` may have registered (dropped when the attempt ends)."""
     found = waiting_deadlines(record, step)
-    response = response_deadline(record, step)
-    if response is not None:
-        found.append(response[0])
+    for running in (response_deadline(record, step), timeout_deadline(record, step)):
+        if running is not None:
+            found.append(running[0])
     return found

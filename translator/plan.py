@@ -255,20 +255,3 @@ def message_expiry(step: Step, countdown: float) -> float | None:
     if not policy.poll_timeout_seconds or policy.timeout_policy == "ALERT_ONLY":
         return None
     return countdown + policy.poll_timeout_seconds
-
-
-def unenforced_fields(plan: Plan, *, embedded: bool = False) -> dict[str, list[str]]:
-    """Fields set in the definitions that this run cannot enforce, by task reference.
-
-    Everything is enforced on a worker pool. ``embedded``: the threads pool of an embedded run
-    cannot stop a step at its time limit (timeoutSeconds; responseTimeoutSeconds still applies).
-    """
-    found: dict[str, list[str]] = {}
-    if not embedded:
-        return found
-    for candidate in (plan, plan.failure):
-        for step in candidate.steps() if candidate is not None else []:
-            p = step.policy
-            if p.timeout_seconds > 0 and p.timeout_policy != "ALERT_ONLY":
-                found.setdefault(step.ref, []).append("timeoutSeconds")
-    return found

@@ -56,25 +56,30 @@ class Session:
     app: Celery
     store: StateStore
     embedded: bool
+    abandoned: int = 0  # embedded: steps still running when the worker stopped (threads left behind)
 
 
 @contextlib.contextmanager
 def open_session(settings: Settings | None = None, *, concurrency: int = 4) -> Iterator[Session]:
-    """Connect to the worker pool, or start the embedded worker when no broker is configured."""
+    """Connect to the worker pool, or start the embedded worker when no broker is configured.
+
+    Leaving an embedded session stops its worker within seconds, whatever its steps are doing."""
     settings = settings or Settings.from_env()
     app = celery_app()
     if settings.broker_url is None:
         store = configure_embedded(app)
         app.loader.import_default_modules()
-        with contextlib.ExitStack() as services:
-            for path in app.conf.get("translator_embedded_services") or []:
-                services.enter_context(symbol_by_name(path)())
-            with (
-                EmbeddedWorker(app, concurrency=concurrency),
-                Sweeper(app, store, sweep_interval(app), get_limiter(app)),
-            ):
-                yield Session(app, store, embedded=True)
-        set_store(None)
+        session = Session(app, store, embedded=True)
+        worker = EmbeddedWorker(app, concurrency=concurrency)
+        try:
+            with contextlib.ExitStack() as services:
+                for path in app.conf.get("translator_embedded_services") or []:
+                    services.enter_context(symbol_by_name(path)())
+                with worker, Sweeper(app, store, sweep_interval(app), get_limiter(app)):
+                    yield session
+        finally:
+            session.abandoned = worker.abandoned
+            set_store(None)
         return
     check_broker(app)
     store = get_store(app)

@@ -26,6 +26,7 @@ from translator.deadlines import (
     parks,
     response_deadline,
     scheduling_deadlines,
+    timeout_deadline,
     total_deadline,
     waiting_deadlines,
     wake_deadline,
@@ -94,6 +95,7 @@ class _Attempt:
     redelivered: bool = False
     expect: tuple[str, int] = ("SCHEDULED", 0)  # the stored record's (status, startTime) writes require
     park_after: float = DEFAULT_PARK_AFTER
+    timeout_deadline: bool = False  # timeoutSeconds by a deadline (embedded), not by time limits
 
     @property
     def next_ref(self) -> str | None:
@@ -147,6 +149,7 @@ def execute_step(
     *,
     park_after: float = DEFAULT_PARK_AFTER,
     celery_id: str | None = None,
+    timeout_deadline: bool = False,
 ) -> StepResult:
     """Run attempt ``attempt`` of step ``ref``.
 
@@ -156,13 +159,15 @@ def execute_step(
     IN_PROGRESS is taken over; otherwise an IN_PROGRESS attempt belongs to another delivery. A
     message that arrives before its attempt is due waits (``DEFER``), or, for longer than
     ``park_after`` seconds, is parked in the store. ``celery_id`` is recorded (``celeryTaskId``) so
-    the attempt can be revoked.
+    the attempt can be revoked. ``timeout_deadline``: the pool cannot stop a step (threads), so the
+    attempt registers a ``timeout`` deadline for timeoutSeconds instead of relying on time limits.
     """
     loaded = _load_attempt(store, wf_id, ref, attempt, park_after, create=True)
     if isinstance(loaded, StepResult):
         return loaded
     run, record, step = loaded, loaded.record, loaded.step
     run.redelivered = redelivered
+    run.timeout_deadline = timeout_deadline
     status = TaskStatus(record["status"])
     if status.terminal or (status is TaskStatus.IN_PROGRESS and not redelivered):
         return _already_handled(step, status, record["taskId"])
@@ -244,12 +249,14 @@ def _run_attempt(run: _Attempt, attempt: int, worker_id: str, started_ms: int | 
         )
     except ExpressionError as exc:
         return _after_failure(run, TaskStatus.FAILED_WITH_TERMINAL_ERROR, str(exc))
-    response = response_deadline(record, step)
+    running = [response_deadline(record, step)]
+    if run.timeout_deadline:
+        running.append(timeout_deadline(record, step))
     taken = run.store.claim_task(
         wf_id,
         record,
         takeover=run.redelivered,
-        deadlines=[response] if response else [],
+        deadlines=[due for due in running if due is not None],
         clear=waiting_deadlines(record, step),
     )
     if taken is not None:  # another delivery claimed it first, or it ended meanwhile
@@ -364,13 +371,15 @@ def _carry_on(run: _Attempt) -> StepResult:
     return StepResult(Outcome.CONTINUE, task_id=run.record["taskId"], ended=ended)
 
 
-def timeout_reason(step: Step, time_limit: str) -> str:
-    """Conductor's timeout message, and which limit tripped."""
+def timeout_reason(step: Step, time_limit: str | None = None, elapsed: int | None = None) -> str:
+    """Conductor's timeout message (``elapsed`` seconds; default: timeoutSeconds), and which time
+    limit tripped, if one did."""
     seconds = step.policy.timeout_seconds
-    return (
-        f"Task timed out after {seconds} seconds. Timeout configured as {seconds} seconds. "
-        f"Timeout policy configured to {step.policy.timeout_policy} ({time_limit} time limit)"
+    reason = (
+        f"Task timed out after {seconds if elapsed is None else elapsed} seconds. Timeout configured as "
+        f"{seconds} seconds. Timeout policy configured to {step.policy.timeout_policy}"
     )
+    return reason if time_limit is None else f"{reason} ({time_limit} time limit)"
 
 
 def _after_failure(
@@ -457,6 +466,20 @@ def hard_timeout(
     if TaskStatus(loaded.record["status"]).terminal:
         return StepResult(Outcome.STOP)
     return _after_failure(loaded, TaskStatus.TIMED_OUT, timeout_reason(loaded.step, time_limit="hard"))
+
+
+def task_timed_out(store: StateStore, deadline: Deadline, park_after: float) -> StepResult:
+    """timeoutSeconds passed for a running attempt whose step cannot be stopped (embedded): as in
+    Conductor, TIMED_OUT and its timeoutPolicy (RETRY: the retry rules; TIME_OUT_WF: the workflow
+    times out). Its thread runs on; the result it may still write is refused."""
+    run = _current(store, deadline, TaskStatus.IN_PROGRESS, "startTime", park_after)
+    if run is None:
+        return StepResult(Outcome.STOP)
+    delay_ms = int(run.record.get("startDelayInSeconds") or 0) * 1000
+    elapsed = (now_ms() - deadline.token - delay_ms) // 1000  # Conductor's: from startTime + startDelay
+    reason = timeout_reason(run.step, elapsed=elapsed)
+    log.warning("workflow %s task %s: %s", deadline.wf, deadline.ref, reason)
+    return _after_failure(run, TaskStatus.TIMED_OUT, reason)
 
 
 def _current(

@@ -6,6 +6,8 @@ comes back after a lease, so a sweeper that dies loses nothing) and handles them
 
 * ``response``: an attempt IN_PROGRESS for longer than responseTimeoutSeconds (its worker hangs or
   died and the broker did not give the message back) is TIMED_OUT and retried per its retry policy;
+* ``timeout``: an attempt of an embedded run (threads, which cannot be stopped) still IN_PROGRESS
+  after timeoutSeconds is timed out per its timeoutPolicy (on a prefork pool time limits do it);
 * ``poll``: an attempt SCHEDULED and not picked up within pollTimeoutSeconds is timed out per its
   timeoutPolicy;
 * ``total``: a task still running when its totalTimeoutSeconds is spent is timed out per policy;
@@ -28,6 +30,7 @@ from celery import Celery
 
 from translator import runtime
 from translator.compiler import hard_timeout_grace, park_after
+from translator.deadlines import TIMEOUTS_BY_DEADLINE
 from translator.dispatch import follow, send_from, start_failure_workflow
 from translator.limits import Limiter
 from translator.records import attempt_id, plan_of
@@ -103,10 +106,14 @@ class Sweeper:
         """Act on one due deadline; returns seconds after which to look at it again, if any."""
         park = park_after(self.app)
         if deadline.kind == "response":
-            grace = hard_timeout_grace(self.app)
+            # timeoutSeconds takes precedence: by time limits (and their grace), or by deadline
+            grace = 0 if self.app.conf.get(TIMEOUTS_BY_DEADLINE) else hard_timeout_grace(self.app)
             result = runtime.response_timed_out(self.store, deadline, park, grace)
             if result.outcome is Outcome.DEFER:
                 return result.countdown
+            self._follow(deadline, result, release_slot=result.task_id is not None)
+        elif deadline.kind == "timeout":
+            result = runtime.task_timed_out(self.store, deadline, park)
             self._follow(deadline, result, release_slot=result.task_id is not None)
         elif deadline.kind == "poll":
             self._follow(deadline, runtime.poll_timed_out(self.store, deadline, park))
