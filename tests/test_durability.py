@@ -92,7 +92,11 @@ def redis_aof(tmp_path):
 
 def _client(url: str) -> tuple[Session, RedisStore]:
     client = Celery("durability-client", broker=url)
-    client.conf.update(task_serializer="json", accept_content=["json"])
+    client.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        broker_transport_options={"visibility_timeout": VISIBILITY},  # as the pool's (RECOVERY)
+    )
     install(client)
     store = RedisStore(url)
     return Session(client, store, embedded=False), store
@@ -139,8 +143,10 @@ def _pause_mid_run(
     ones), stop it and its pool processes (SIGSTOP) at an instant when no message is in transit.
 
     kombu's Redis transport pops a message, then records it as taken: a message in between is in
-    the worker's memory only, and lost if the worker or Redis dies then (the workflow would wait
-    forever). The crashes these tests make happen outside that window. Returns the stopped pids."""
+    the worker's memory only, and lost if the worker or Redis dies then; its wake deadline sends it
+    again a visibility timeout later (test_a_message_lost_in_transit_is_sent_again). The crashes
+    these tests make happen outside that window, so that each checks the recovery it names. Returns
+    the stopped pids."""
     target = client.scard("test:effects") + steps
     for _ in range(100):
         wait_until(lambda: client.scard("test:effects") >= target, timeout=120, what="the pool works")  # noqa: B023
@@ -197,3 +203,16 @@ def test_redis_restart_with_aof_loses_no_workflow(redis_aof, tmp_path):
         redis_aof.start()
         _signal(paused, signal.SIGCONT)  # the steps under way carry on, and find Redis restarted
         _check(store, ids, redis_aof.url, interrupted=2)  # the 2 pool processes' attempts
+
+
+def test_a_message_lost_in_transit_is_sent_again(redis_aof, tmp_path):
+    """kombu's Redis transport pops a message, then records it as taken: a worker or Redis that dies
+    in between loses it. Every SCHEDULED attempt has a wake deadline VISIBILITY s after it is due,
+    so a sweeper sends a lost step again, as kombu gives back one a dead worker had taken."""
+    session, store = _client(redis_aof.url)
+    client = redis.Redis.from_url(redis_aof.url, decode_responses=True)
+    plan = prepare(DEFS / "durable.json")
+    ids = [submit(session, plan, {}) for _ in range(3)]
+    assert client.rpop("celery") is not None  # what a worker killed right after its BRPOP took along
+    with celery_worker(redis_aof.url, tmp_path / "w.log", concurrency=2, extra_env=RECOVERY):
+        _check(store, ids, redis_aof.url, interrupted=0)

@@ -20,7 +20,7 @@ from celery import Celery, signals
 from celery.app.amqp import AMQP
 from celery.exceptions import Reject
 
-from translator.compiler import STEP_TASK, TIMED_OUT_TASK, park_after
+from translator.compiler import STEP_TASK, TIMED_OUT_TASK, park_after, resend_after
 from translator.deadlines import TIMEOUTS_BY_DEADLINE
 from translator.dispatch import follow, start_failure_workflow
 from translator.limits import Limiter, MemoryLimiter, RedisLimiter
@@ -127,6 +127,7 @@ def install(app: Celery) -> None:
                 park_after=park_after(app),
                 celery_id=self.request.id,
                 timeout_deadline=bool(app.conf.get(TIMEOUTS_BY_DEADLINE)),
+                resend_after=resend_after(app),
             )
             if result.ended in FAILURE_WORKFLOW_STATUSES:
                 start_failure_workflow(app, store, wf)

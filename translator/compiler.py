@@ -91,6 +91,15 @@ def park_after(app: Celery) -> float:
     return float(app.conf.get("translator_park_after") or DEFAULT_PARK_AFTER)
 
 
+def resend_after(app: Celery) -> float | None:
+    """Seconds after which a SCHEDULED attempt whose message never arrived is sent again: the Redis
+    visibility timeout, after which kombu gives back a message a dead worker had taken. None for
+    transports that lose nothing in transit (the embedded run's in-memory one)."""
+    options = app.conf.broker_transport_options or {}
+    seconds = options.get("visibility_timeout")
+    return float(seconds) if seconds else None
+
+
 def compile_plan(
     plan: Plan,
     wf_id: str,

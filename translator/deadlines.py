@@ -75,9 +75,11 @@ def total_deadline(record: Mapping[str, Any], step: Step) -> Due | None:
     return _deadline("total", record, token), token + seconds * 1000
 
 
-def wake_deadline(record: Mapping[str, Any]) -> Due:
-    """Send a parked attempt when it is due."""
-    return _deadline("wake", record, int(record["scheduledTime"])), due_ms(record)
+def wake_deadline(record: Mapping[str, Any], resend_after: float = 0) -> Due:
+    """Send a parked attempt when it is due; or, ``resend_after`` seconds after it is due, send again
+    an attempt whose message was lost (kombu's Redis transport pops a message before it records it
+    as taken: a worker or Redis dying in between loses it). A claim drops it."""
+    return _deadline("wake", record, int(record["scheduledTime"])), due_ms(record) + int(resend_after * 1000)
 
 
 def workflow_deadline(workflow: Mapping[str, Any], plan: Plan) -> Due | None:
@@ -91,27 +93,26 @@ def failure_deadline(wf_id: str) -> Deadline:
     return Deadline("failure", wf_id)
 
 
-def scheduling_deadlines(record: Mapping[str, Any] | None, step: Step | None, park_after: float) -> list[Due]:
-    """The deadlines of a new SCHEDULED attempt: poll, total (first attempt), wake (long delay)."""
+def scheduling_deadlines(
+    record: Mapping[str, Any] | None, step: Step | None, park_after: float, resend_after: float | None = None
+) -> list[Due]:
+    """The deadlines of a new SCHEDULED attempt: poll, total (first attempt), wake (a long delay; or,
+    with ``resend_after``, a message lost in transit)."""
     if record is None or step is None:
         return []
     found = [d for d in (poll_deadline(record, step), total_deadline(record, step)) if d is not None]
     if parks(record, park_after):
         found.append(wake_deadline(record))
+    elif resend_after:
+        found.append(wake_deadline(record, resend_after))
     return found
 
 
 def waiting_deadlines(record: Mapping[str, Any], step: Step) -> list[Deadline]:
-    """The deadlines a SCHEDULED attempt may have (poll, wake), dropped when it is claimed.
-
-    Only those its policy can create, so that the common step touches the deadlines once."""
-    policy = step.policy
-    found = []
-    if policy.poll_timeout_seconds:
+    """The deadlines a SCHEDULED attempt may have (poll, wake), dropped when it is claimed."""
+    found = [wake_deadline(record)[0]]
+    if step.policy.poll_timeout_seconds:
         found.append(_deadline("poll", record, int(record["scheduledTime"])))
-    limited = policy.rate_limit_per_frequency > 0 or policy.concurrent_exec_limit > 0
-    if limited or int(record.get("callbackAfterSeconds") or 0) > 0:
-        found.append(wake_deadline(record)[0])
     return found
 
 

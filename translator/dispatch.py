@@ -10,7 +10,7 @@ from typing import Any
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from translator.compiler import compile_plan, park_after
+from translator.compiler import compile_plan, park_after, resend_after
 from translator.deadlines import failure_deadline, wake_deadline
 from translator.plan import Plan
 from translator.records import (
@@ -49,6 +49,7 @@ def launch(
         workflow_id=workflow_id,
         correlation_id=correlation_id,
         park_after=parking,
+        resend_after=resend_after(app),
     )
     if wf_id is None:
         return None
@@ -82,16 +83,23 @@ def _send_or_wake(
     app: Celery, store: StateStore, plan: Plan, wf_id: str, ref: str, attempt: int, countdown: float | None
 ) -> None:
     """Send the continuation; if the broker refuses it, the recorded SCHEDULED attempt gets a wake
-    deadline instead, so the sweeper sends it later (the decision is already stored)."""
+    deadline instead, so the sweeper sends it later (the decision is already stored). A message that
+    is sent but lost in transit is sent again by a wake deadline too (``resend_after``)."""
+    task_id = attempt_id(wf_id, ref, attempt)
     try:
         send_from(app, plan, wf_id, ref, attempt, countdown)
     except (OperationalError, OSError) as exc:
-        record = next((t for t in store.tasks(wf_id) if t["taskId"] == attempt_id(wf_id, ref, attempt)), None)
+        record = next((t for t in store.tasks(wf_id) if t["taskId"] == task_id), None)
         if record is None:
             raise
         log.warning("workflow %s: %s not sent (%s); the sweeper sends it later", wf_id, ref, exc)
         deadline, due = wake_deadline(record)
         store.add_deadlines([(deadline, max(due, now_ms() + BROKER_RETRY_MS))])
+        return
+    resend = resend_after(app)
+    record = next((t for t in store.tasks(wf_id) if t["taskId"] == task_id), None) if resend else None
+    if record is not None and record["status"] == "SCHEDULED":
+        store.add_deadlines([wake_deadline(record, resend or 0)])
 
 
 def start_failure_workflow(app: Celery, store: StateStore, wf_id: str) -> str | None:

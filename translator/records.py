@@ -182,9 +182,10 @@ def start_workflow(
     workflow_id: str | None = None,
     correlation_id: str | None = None,
     park_after: float = DEFAULT_PARK_AFTER,
+    resend_after: float | None = None,
 ) -> str | None:
     """Create the execution record with its first task SCHEDULED; returns the workflow id (None when
-    ``workflow_id`` is taken)."""
+    ``workflow_id`` is taken). ``resend_after``: see ``deadlines.wake_deadline``."""
     wf_id = workflow_id or new_workflow_id()
     now = now_ms()
     record = {
@@ -208,7 +209,7 @@ def start_workflow(
     }
     steps = plan.steps()
     first = scheduled_record(record, steps[0], 0, 1) if steps else None
-    deadlines = scheduling_deadlines(first, steps[0] if steps else None, park_after)
+    deadlines = scheduling_deadlines(first, steps[0] if steps else None, park_after, resend_after)
     timeout = workflow_deadline(record, plan)
     if timeout is not None:
         deadlines.append(timeout)

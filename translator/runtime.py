@@ -96,6 +96,7 @@ class _Attempt:
     expect: tuple[str, int] = ("SCHEDULED", 0)  # the stored record's (status, startTime) writes require
     park_after: float = DEFAULT_PARK_AFTER
     timeout_deadline: bool = False  # timeoutSeconds by a deadline (embedded), not by time limits
+    resend_after: float | None = None  # a scheduled attempt's lost message is sent again (wake_deadline)
 
     @property
     def next_ref(self) -> str | None:
@@ -150,6 +151,7 @@ def execute_step(
     park_after: float = DEFAULT_PARK_AFTER,
     celery_id: str | None = None,
     timeout_deadline: bool = False,
+    resend_after: float | None = None,
 ) -> StepResult:
     """Run attempt ``attempt`` of step ``ref``.
 
@@ -161,6 +163,8 @@ def execute_step(
     ``park_after`` seconds, is parked in the store. ``celery_id`` is recorded (``celeryTaskId``) so
     the attempt can be revoked. ``timeout_deadline``: the pool cannot stop a step (threads), so the
     attempt registers a ``timeout`` deadline for timeoutSeconds instead of relying on time limits.
+    ``resend_after``: the attempts this call schedules are sent again when their message has not
+    arrived that many seconds after they are due (``deadlines.wake_deadline``).
     """
     loaded = _load_attempt(store, wf_id, ref, attempt, park_after, create=True)
     if isinstance(loaded, StepResult):
@@ -168,6 +172,7 @@ def execute_step(
     run, record, step = loaded, loaded.record, loaded.step
     run.redelivered = redelivered
     run.timeout_deadline = timeout_deadline
+    run.resend_after = resend_after
     status = TaskStatus(record["status"])
     if status.terminal or (status is TaskStatus.IN_PROGRESS and not redelivered):
         return _already_handled(step, status, record["taskId"])
@@ -351,7 +356,7 @@ def _carry_on(run: _Attempt) -> StepResult:
     if next_ref is not None:
         next_step = run.plan.step(next_ref)
         following = scheduled_record(run.workflow, next_step, 0, run.seq)
-        adds = scheduling_deadlines(following, next_step, run.park_after)
+        adds = scheduling_deadlines(following, next_step, run.park_after, run.resend_after)
     else:  # the last step ends the workflow in the same round trip
         finish, adds, more = _workflow_ended(
             run, completion_fields(run.plan, run.workflow, run.with_record())
@@ -421,7 +426,7 @@ def _after_failure(
             record,
             retry,
             expect=run.expect,
-            deadlines=scheduling_deadlines(retry, run.step, run.park_after),
+            deadlines=scheduling_deadlines(retry, run.step, run.park_after, run.resend_after),
             clear=attempt_deadlines(record, run.step),
         )
         if not saved.applied:

@@ -29,7 +29,7 @@ import redis
 from celery import Celery
 
 from translator import runtime
-from translator.compiler import hard_timeout_grace, park_after
+from translator.compiler import hard_timeout_grace, park_after, resend_after
 from translator.deadlines import TIMEOUTS_BY_DEADLINE
 from translator.dispatch import follow, send_from, start_failure_workflow
 from translator.limits import Limiter
@@ -120,7 +120,7 @@ class Sweeper:
         elif deadline.kind == "total":
             self._follow(deadline, runtime.total_timed_out(self.store, deadline, park))
         elif deadline.kind == "wake":
-            self._wake(deadline)
+            return self._wake(deadline)
         elif deadline.kind == "workflow":
             timed_out = runtime.workflow_timed_out(self.store, deadline)
             if timed_out.ended:
@@ -147,17 +147,19 @@ class Sweeper:
             self.limiter.release(policy.task_def_name, task_id)
         follow(self.app, self.store, plan, deadline.wf, deadline.ref, result)
 
-    def _wake(self, deadline: Deadline) -> None:
-        """Send a parked attempt if it still waits (SCHEDULED, same scheduledTime)."""
+    def _wake(self, deadline: Deadline) -> float | None:
+        """Send an attempt that still waits (SCHEDULED, same scheduledTime): parked, or its message
+        lost in transit. Returns when to look again (that message may be lost too)."""
         snap = self.store.snapshot(deadline.wf)
         plan = plan_of(self.store, snap.workflow) if snap.workflow is not None else None
         if plan is None or snap.workflow is None or snap.workflow["status"] != "RUNNING":
-            return
+            return None
         task_id = attempt_id(deadline.wf, deadline.ref, deadline.attempt)
         record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
         if record is None or record["status"] != "SCHEDULED" or record["scheduledTime"] != deadline.token:
-            return
+            return None
         send_from(self.app, plan, deadline.wf, deadline.ref, deadline.attempt, countdown=0)
+        return resend_after(self.app)
 
     def _revoke(self, celery_ids: list[str]) -> None:
         """Stop the attempts a workflow timeout canceled while they ran (prefork pools)."""
