@@ -119,11 +119,17 @@ def redis_server(directory: Path, *, appendonly: bool = False) -> Iterator[str]:
         yield url
     finally:
         client.close()
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
+
+
+def stop_process(process: subprocess.Popen, grace: float = 10) -> None:
+    """SIGTERM ``process``, and SIGKILL it if it has not exited within ``grace`` seconds."""
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
 
 
 def service_env(broker_url: str, **extra: str) -> dict[str, str]:
@@ -331,9 +337,5 @@ def flower(broker_url: str, log: Path, *, user: str, password: str) -> Iterator[
             time.sleep(0.2)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
         handle.close()

@@ -34,6 +34,7 @@ from tests.services import (
     redis_server_binary,
     s3_client_for,
     s3_server,
+    stop_process,
     translator_cli,
 )
 from translator.celery_app import install
@@ -433,12 +434,7 @@ def s3_server_with_iam(directory: Path):
             "TRANSLATOR_S3_BUCKET": "missing-bucket",
         }
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop_process(process)
         log.close()
 
 
