@@ -12,7 +12,7 @@ from tasks.formats import output_format
 from tasks.image import dimension, flag
 from tests.services import ROOT, embedded_env, translator_cli
 from translator.errors import NonRetryableError
-from translator.text import REASON_LIMIT, shorten
+from translator.text import REASON_LIMIT, short_traceback, shorten
 
 LIMIT = 8000
 ACCEPTED = "outputWidth must be a whole number of pixels between 1 and 8000, got "
@@ -119,6 +119,20 @@ def test_shorten_survives_a_broken_repr():
             raise RuntimeError("no")
 
     assert shorten(Broken()) == "<Broken object>"
+
+
+def test_a_logged_traceback_keeps_its_frames_and_cuts_the_message():
+    def fetch(url: str) -> None:
+        raise OSError(f"cannot fetch {url}")
+
+    try:
+        fetch("http://" + "a" * (1024 * 1024))
+    except OSError as exc:
+        text = short_traceback(exc)
+    assert text.startswith("Traceback (most recent call last):\n")
+    assert "in fetch" in text
+    assert text.endswith(" characters)")
+    assert len(text) < REASON_LIMIT + 1000
 
 
 # ---------------------------------------------------------------------------------------------

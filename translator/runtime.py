@@ -49,7 +49,7 @@ from translator.records import (
 )
 from translator.state import Deadline, Due, StateStore, now_ms
 from translator.status import TaskStatus, WorkflowStatus, workflow_status_for_failed_task
-from translator.text import REASON_LIMIT, shorten
+from translator.text import REASON_LIMIT, short_traceback, shorten
 from translator.workers import TaskContext, get_worker
 
 log = logging.getLogger("translator.runtime")
@@ -292,7 +292,7 @@ def _run_attempt(run: _Attempt, attempt: int, worker_id: str, started_ms: int | 
     except NonRetryableError as exc:
         return _after_failure(run, TaskStatus.FAILED_WITH_TERMINAL_ERROR, str(exc))
     except Exception as exc:  # any worker error fails this attempt; the policy decides what follows
-        log.warning("task %s (%s) attempt %d failed", step.ref, step.name, attempt, exc_info=True)
+        log.warning("task %s (%s) attempt %d failed\n%s", step.ref, step.name, attempt, short_traceback(exc))
         return _after_failure(run, TaskStatus.FAILED, f"{type(exc).__name__}: {exc}")
 
     end = now_ms()

@@ -6,6 +6,8 @@ start and say how long it was, so a reason never repeats the input.
 
 from __future__ import annotations
 
+import traceback
+
 VALUE_LIMIT = 200  # characters of a value quoted in a message
 REASON_LIMIT = 2000  # characters of a recorded reasonForIncompletion
 ELLIPSIS = "…"
@@ -26,6 +28,14 @@ def shorten(value: object, limit: int = VALUE_LIMIT, *, quote: bool = True) -> s
     if quote and isinstance(value, str):
         head = repr(head)
     return f"{head} ({len(text)} characters)"
+
+
+def short_traceback(exc: BaseException, limit: int = REASON_LIMIT) -> str:
+    """``exc``'s traceback for a log, its message cut to ``limit`` characters: a worker's exception
+    may quote a megabyte of input."""
+    stack = "".join(traceback.TracebackException.from_exception(exc).stack.format())
+    message = shorten(f"{type(exc).__name__}: {exc}", limit, quote=False)
+    return f"Traceback (most recent call last):\n{stack}{message}"
 
 
 def _safe_repr(value: object) -> str:
