@@ -159,7 +159,7 @@ def install(app: Celery) -> None:
         kwargs = dict(request.kwargs or {})
         wf, ref, deferred = kwargs["wf"], kwargs["ref"], int(kwargs.get("deferred", 0))
         store = get_store(app)
-        result = hard_timeout(store, wf, ref, request.retries - deferred, park_after(app))
+        result = hard_timeout(store, wf, ref, request.retries - deferred, park_after(app), resend_after(app))
         plan = plan_of(store, store.workflow_fields(wf) or {})
         if plan is not None:
             follow(app, store, plan, wf, ref, result)

@@ -83,23 +83,16 @@ def _send_or_wake(
     app: Celery, store: StateStore, plan: Plan, wf_id: str, ref: str, attempt: int, countdown: float | None
 ) -> None:
     """Send the continuation; if the broker refuses it, the recorded SCHEDULED attempt gets a wake
-    deadline instead, so the sweeper sends it later (the decision is already stored). A message that
-    is sent but lost in transit is sent again by a wake deadline too (``resend_after``)."""
-    task_id = attempt_id(wf_id, ref, attempt)
+    deadline instead, so the sweeper sends it later (the decision is already stored)."""
     try:
         send_from(app, plan, wf_id, ref, attempt, countdown)
     except (OperationalError, OSError) as exc:
-        record = next((t for t in store.tasks(wf_id) if t["taskId"] == task_id), None)
+        record = next((t for t in store.tasks(wf_id) if t["taskId"] == attempt_id(wf_id, ref, attempt)), None)
         if record is None:
             raise
         log.warning("workflow %s: %s not sent (%s); the sweeper sends it later", wf_id, ref, exc)
         deadline, due = wake_deadline(record)
         store.add_deadlines([(deadline, max(due, now_ms() + BROKER_RETRY_MS))])
-        return
-    resend = resend_after(app)
-    record = next((t for t in store.tasks(wf_id) if t["taskId"] == task_id), None) if resend else None
-    if record is not None and record["status"] == "SCHEDULED":
-        store.add_deadlines([wake_deadline(record, resend or 0)])
 
 
 def start_failure_workflow(app: Celery, store: StateStore, wf_id: str) -> str | None:

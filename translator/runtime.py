@@ -109,10 +109,18 @@ class _Attempt:
 
 
 def _load_attempt(
-    store: StateStore, wf_id: str, ref: str, attempt: int | None, park_after: float, *, create: bool = False
+    store: StateStore,
+    wf_id: str,
+    ref: str,
+    attempt: int | None,
+    park_after: float,
+    *,
+    create: bool = False,
+    resend_after: float | None = None,
 ) -> _Attempt | StepResult:
     """The attempt as stored (``attempt`` None: the latest of ``ref``), or STOP when there is nothing
-    to do (no such workflow, it ended, or the record is missing and ``create`` is false)."""
+    to do (no such workflow, it ended, or the record is missing and ``create`` is false).
+    ``resend_after``: the attempts it schedules get a wake deadline for a lost message."""
     snap = store.snapshot(wf_id)
     workflow = snap.workflow
     plan = plan_of(store, workflow) if workflow is not None else None
@@ -135,7 +143,16 @@ def _load_attempt(
         seq = store.next_seq(wf_id)
     expect = (record["status"], int(record.get("startTime") or 0))
     return _Attempt(
-        store, plan, workflow, snap.tasks, step, record, seq, expect=expect, park_after=park_after
+        store,
+        plan,
+        workflow,
+        snap.tasks,
+        step,
+        record,
+        seq,
+        expect=expect,
+        park_after=park_after,
+        resend_after=resend_after,
     )
 
 
@@ -166,13 +183,12 @@ def execute_step(
     ``resend_after``: the attempts this call schedules are sent again when their message has not
     arrived that many seconds after they are due (``deadlines.wake_deadline``).
     """
-    loaded = _load_attempt(store, wf_id, ref, attempt, park_after, create=True)
+    loaded = _load_attempt(store, wf_id, ref, attempt, park_after, create=True, resend_after=resend_after)
     if isinstance(loaded, StepResult):
         return loaded
     run, record, step = loaded, loaded.record, loaded.step
     run.redelivered = redelivered
     run.timeout_deadline = timeout_deadline
-    run.resend_after = resend_after
     status = TaskStatus(record["status"])
     if status.terminal or (status is TaskStatus.IN_PROGRESS and not redelivered):
         return _already_handled(step, status, record["taskId"])
@@ -462,10 +478,15 @@ def _after_failure(
 
 
 def hard_timeout(
-    store: StateStore, wf_id: str, ref: str, attempt: int, park_after: float = DEFAULT_PARK_AFTER
+    store: StateStore,
+    wf_id: str,
+    ref: str,
+    attempt: int,
+    park_after: float = DEFAULT_PARK_AFTER,
+    resend_after: float | None = None,
 ) -> StepResult:
     """A worker process was killed at its hard time limit: time the attempt out, apply the policy."""
-    loaded = _load_attempt(store, wf_id, ref, attempt, park_after)
+    loaded = _load_attempt(store, wf_id, ref, attempt, park_after, resend_after=resend_after)
     if isinstance(loaded, StepResult):
         return loaded
     if TaskStatus(loaded.record["status"]).terminal:
@@ -473,11 +494,13 @@ def hard_timeout(
     return _after_failure(loaded, TaskStatus.TIMED_OUT, timeout_reason(loaded.step, time_limit="hard"))
 
 
-def task_timed_out(store: StateStore, deadline: Deadline, park_after: float) -> StepResult:
+def task_timed_out(
+    store: StateStore, deadline: Deadline, park_after: float, resend_after: float | None = None
+) -> StepResult:
     """timeoutSeconds passed for a running attempt whose step cannot be stopped (embedded): as in
     Conductor, TIMED_OUT and its timeoutPolicy (RETRY: the retry rules; TIME_OUT_WF: the workflow
     times out). Its thread runs on; the result it may still write is refused."""
-    run = _current(store, deadline, TaskStatus.IN_PROGRESS, "startTime", park_after)
+    run = _current(store, deadline, TaskStatus.IN_PROGRESS, "startTime", park_after, resend_after)
     if run is None:
         return StepResult(Outcome.STOP)
     delay_ms = int(run.record.get("startDelayInSeconds") or 0) * 1000
@@ -488,10 +511,17 @@ def task_timed_out(store: StateStore, deadline: Deadline, park_after: float) -> 
 
 
 def _current(
-    store: StateStore, deadline: Deadline, status: TaskStatus, token_field: str, park_after: float
+    store: StateStore,
+    deadline: Deadline,
+    status: TaskStatus,
+    token_field: str,
+    park_after: float,
+    resend_after: float | None,
 ) -> _Attempt | None:
     """The attempt a deadline was set for, if it is still in ``status`` with the same token."""
-    loaded = _load_attempt(store, deadline.wf, deadline.ref, deadline.attempt, park_after)
+    loaded = _load_attempt(
+        store, deadline.wf, deadline.ref, deadline.attempt, park_after, resend_after=resend_after
+    )
     if isinstance(loaded, StepResult):
         return None
     record = loaded.record
@@ -501,7 +531,11 @@ def _current(
 
 
 def response_timed_out(
-    store: StateStore, deadline: Deadline, park_after: float, time_limit_grace: int = 30
+    store: StateStore,
+    deadline: Deadline,
+    park_after: float,
+    time_limit_grace: int = 30,
+    resend_after: float | None = None,
 ) -> StepResult:
     """responseTimeoutSeconds passed for a running attempt: TIMED_OUT, then the retry rules
     (whatever the timeoutPolicy). The worker that ran it may still finish; its writes are refused.
@@ -509,7 +543,7 @@ def response_timed_out(
     When timeoutSeconds is enforced by time limits and is due as well, it takes precedence (as in
     Conductor's decider): the worker's own limits act, and this check comes back once they must
     have (a worker that died)."""
-    run = _current(store, deadline, TaskStatus.IN_PROGRESS, "startTime", park_after)
+    run = _current(store, deadline, TaskStatus.IN_PROGRESS, "startTime", park_after, resend_after)
     if run is None:
         return StepResult(Outcome.STOP)
     policy = run.step.policy
@@ -526,9 +560,11 @@ def response_timed_out(
     return _after_failure(run, TaskStatus.TIMED_OUT, reason, consult_timeout_policy=False)
 
 
-def poll_timed_out(store: StateStore, deadline: Deadline, park_after: float) -> StepResult:
+def poll_timed_out(
+    store: StateStore, deadline: Deadline, park_after: float, resend_after: float | None = None
+) -> StepResult:
     """pollTimeoutSeconds passed for a SCHEDULED attempt nobody picked up: the timeoutPolicy."""
-    run = _current(store, deadline, TaskStatus.SCHEDULED, "scheduledTime", park_after)
+    run = _current(store, deadline, TaskStatus.SCHEDULED, "scheduledTime", park_after, resend_after)
     if run is None:
         return StepResult(Outcome.STOP)
     policy, record = run.step.policy, run.record
@@ -546,9 +582,11 @@ def poll_timed_out(store: StateStore, deadline: Deadline, park_after: float) -> 
     return _after_failure(run, TaskStatus.TIMED_OUT, reason)
 
 
-def total_timed_out(store: StateStore, deadline: Deadline, park_after: float) -> StepResult:
+def total_timed_out(
+    store: StateStore, deadline: Deadline, park_after: float, resend_after: float | None = None
+) -> StepResult:
     """totalTimeoutSeconds passed while the task still has an attempt to finish: the timeoutPolicy."""
-    run = _load_attempt(store, deadline.wf, deadline.ref, None, park_after)
+    run = _load_attempt(store, deadline.wf, deadline.ref, None, park_after, resend_after=resend_after)
     if isinstance(run, StepResult) or TaskStatus(run.record["status"]).terminal:
         return StepResult(Outcome.STOP)
     if _first_scheduled(run) != deadline.token:

@@ -104,21 +104,21 @@ class Sweeper:
 
     def handle(self, deadline: Deadline) -> float | None:
         """Act on one due deadline; returns seconds after which to look at it again, if any."""
-        park = park_after(self.app)
+        park, resend = park_after(self.app), resend_after(self.app)
         if deadline.kind == "response":
             # timeoutSeconds takes precedence: by time limits (and their grace), or by deadline
             grace = 0 if self.app.conf.get(TIMEOUTS_BY_DEADLINE) else hard_timeout_grace(self.app)
-            result = runtime.response_timed_out(self.store, deadline, park, grace)
+            result = runtime.response_timed_out(self.store, deadline, park, grace, resend)
             if result.outcome is Outcome.DEFER:
                 return result.countdown
             self._follow(deadline, result, release_slot=result.task_id is not None)
         elif deadline.kind == "timeout":
-            result = runtime.task_timed_out(self.store, deadline, park)
+            result = runtime.task_timed_out(self.store, deadline, park, resend)
             self._follow(deadline, result, release_slot=result.task_id is not None)
         elif deadline.kind == "poll":
-            self._follow(deadline, runtime.poll_timed_out(self.store, deadline, park))
+            self._follow(deadline, runtime.poll_timed_out(self.store, deadline, park, resend))
         elif deadline.kind == "total":
-            self._follow(deadline, runtime.total_timed_out(self.store, deadline, park))
+            self._follow(deadline, runtime.total_timed_out(self.store, deadline, park, resend))
         elif deadline.kind == "wake":
             return self._wake(deadline)
         elif deadline.kind == "workflow":
