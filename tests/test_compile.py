@@ -104,7 +104,7 @@ def test_failure_workflow_is_planned_with_its_workflow(tmp_path):
     ("failure", "others", "message"),
     [
         ("missing", {}, "failure workflow 'missing' not found"),
-        ("${workflow.input.handler}", {}, "a name read from the workflow input is not supported"),
+        ("$handler", {}, "only a name read from the workflow input"),
         (
             "loop",
             {"loop": {"failureWorkflow": "main"}},

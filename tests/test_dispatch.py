@@ -7,10 +7,10 @@ from celery import Celery
 from tests.conftest import ROOT
 from tests.services import free_port
 from translator.celery_app import install
-from translator.dispatch import follow
-from translator.records import attempt_id, scheduled_record, start_workflow
+from translator.decide import decide
+from translator.dispatch import follow_up
+from translator.records import attempt_id, start_workflow
 from translator.runner import prepare
-from translator.runtime import Outcome, StepResult
 from translator.state import MemoryStore
 
 DEFS = ROOT / "tests" / "fixtures" / "runtime"
@@ -22,14 +22,14 @@ def test_a_refused_continuation_is_parked_for_the_sweeper():
     install(app)
     store = MemoryStore()
     plan = prepare(DEFS / "pair.json")
-    wf_id = start_workflow(store, plan, {"i": 1})
+    wf_id, _ = start_workflow(store, plan, {"i": 1})
     snap = store.snapshot(wf_id)
-    first = snap.tasks[0]
-    first.update(status="COMPLETED")
-    following = scheduled_record(snap.workflow, plan.step("e"), 0, snap.seq)
-    store.save_tasks(wf_id, first, following)
+    first = {**snap.tasks[0], "status": "COMPLETED"}
+    transition = decide(plan, snap.workflow, snap.tasks, [first])
+    [following] = [r for r in transition.change.records.values() if r["referenceTaskName"] == "e"]
+    assert store.apply(wf_id, transition.change).applied
 
-    follow(app, store, plan, wf_id, "s", StepResult(Outcome.CONTINUE))
+    follow_up(app, store, plan, wf_id, transition)  # the broker refuses the message
 
     [wake] = store.claim_due(10**15)
     assert (wake.kind, wake.ref, wake.attempt) == ("wake", "e", 0)

@@ -1,9 +1,8 @@
 """The Celery side of the runtime: the generic task every compiled step runs.
 
 ``translator.step`` is one attempt of one Conductor task (``runtime.execute_step``). Retries are
-Celery retries with *our* countdown (Conductor's formula, never Celery's jittered autoretry); a
-workflow that ended stops the chain; the last step of the chain completes the workflow itself (no
-extra message per workflow).
+Celery retries with *our* countdown (Conductor's formula, never Celery's jittered autoretry); what
+comes next is decided by the step itself (``decide``) and sent as one message per task.
 
 ``install(app)`` adds it to any Celery app, so translator can live in an existing project.
 """
@@ -20,11 +19,11 @@ from celery import Celery, signals
 from celery.app.amqp import AMQP
 from celery.exceptions import Reject
 
-from translator.compiler import STEP_TASK, TIMED_OUT_TASK, park_after, resend_after
+from translator.compiler import STEP_TASK, TIMED_OUT_TASK, timing_of
 from translator.deadlines import TIMEOUTS_BY_DEADLINE
-from translator.dispatch import follow, start_failure_workflow
+from translator.dispatch import follow, follow_up
 from translator.limits import Limiter, MemoryLimiter, RedisLimiter
-from translator.records import FAILURE_WORKFLOW_STATUSES, plan_of
+from translator.records import plan_of
 from translator.runtime import Outcome, execute_step, hard_timeout
 from translator.settings import DEFAULT_BROKER_URL
 from translator.state import MemoryStore, RedisStore, StateStore
@@ -110,11 +109,11 @@ def install(app: Celery) -> None:
         app.amqp_cls = ShadowNamedEvents
 
     @app.task(bind=True, name=STEP_TASK, ignore_result=True, max_retries=None, acks_late=True)
-    def step(self: Any, *, wf: str, ref: str, deferred: int = 0) -> None:
+    def step(self: Any, *, wf: str, ref: str, attempt: int = 0) -> None:
         store = get_store(app)
         worker_id = self.request.hostname or "embedded"
-        attempt = self.request.retries - deferred  # deferrals are Celery retries too, not attempts
         redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+        self.request.chain = None  # the decider sends what comes next
         try:
             result = execute_step(
                 store,
@@ -124,13 +123,14 @@ def install(app: Celery) -> None:
                 worker_id,
                 get_limiter(app),
                 redelivered,
-                park_after=park_after(app),
+                timing=timing_of(app),
                 celery_id=self.request.id,
                 timeout_deadline=bool(app.conf.get(TIMEOUTS_BY_DEADLINE)),
-                resend_after=resend_after(app),
             )
-            if result.ended in FAILURE_WORKFLOW_STATUSES:
-                start_failure_workflow(app, store, wf)
+            if result.outcome is Outcome.CONTINUE:
+                plan = plan_of(store, store.workflow_fields(wf) or {})
+                if plan is not None:
+                    follow_up(app, store, plan, wf, result.transition)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             # The state store is unreachable: give the message back (or leave it unacknowledged
             # for the broker to restore), never drop it; the attempt has not run.
@@ -138,15 +138,13 @@ def install(app: Celery) -> None:
             time.sleep(1)
             raise Reject(str(exc), requeue=True) from None
         if result.outcome is Outcome.DEFER:
-            kwargs = {"wf": wf, "ref": ref, "deferred": deferred + 1}
+            kwargs = {"wf": wf, "ref": ref, "attempt": attempt}
             raise self.retry(countdown=result.countdown, kwargs=kwargs, max_retries=None)
         if result.outcome is Outcome.RETRY:
-            kwargs = {"wf": wf, "ref": ref, "deferred": deferred}
+            kwargs = {"wf": wf, "ref": ref, "attempt": result.attempt}
             raise self.retry(
                 countdown=result.countdown, kwargs=kwargs, max_retries=None, expires=result.expires
             )
-        if result.outcome in (Outcome.STOP, Outcome.PARKED):
-            self.request.chain = None  # nothing more to send from here
 
     @app.task(name=TIMED_OUT_TASK, ignore_result=True)
     def step_timed_out(request: Any, exc: Any, traceback: Any, **_: Any) -> None:
@@ -157,12 +155,12 @@ def install(app: Celery) -> None:
         if not isinstance(exc, TimeLimitExceeded):
             return  # other failures are recorded by the step itself
         kwargs = dict(request.kwargs or {})
-        wf, ref, deferred = kwargs["wf"], kwargs["ref"], int(kwargs.get("deferred", 0))
+        wf, ref, attempt = kwargs["wf"], kwargs["ref"], int(kwargs.get("attempt", 0))
         store = get_store(app)
-        result = hard_timeout(store, wf, ref, request.retries - deferred, park_after(app), resend_after(app))
+        result = hard_timeout(store, wf, ref, attempt, timing_of(app))
         plan = plan_of(store, store.workflow_fields(wf) or {})
         if plan is not None:
-            follow(app, store, plan, wf, ref, result)
+            follow(app, store, plan, wf, result)
 
     def start_sweeper(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", app) is app:

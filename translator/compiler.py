@@ -1,9 +1,17 @@
-"""Plan -> Celery canvas: a chain of ``translator.step`` signatures (the last one completes the workflow).
+"""Plan -> Celery signatures: one ``translator.step`` signature per worker task instance.
 
 Every signature is immutable (no result passing: data flows through the state store by reference)
 and carries the Conductor task name as ``shadow`` (what Flower and logs show), ``kwargsrepr``
 ``wf=<workflowId> ref=<taskRef>`` (searchable in Flower), its queue, and the Celery options that
-realise its policy (``countdown`` for ``startDelay``).
+realise its policy (``countdown`` for ``startDelay``, ``expires``, time limits).
+
+The runtime sends one signature per task instance when the decider schedules it (``dispatch``), so a
+message never carries the rest of the workflow: its size and cost do not grow with the workflow.
+``canvas_json`` prints the equivalent canvas for ``translator compile --dry-run``: a run of worker
+tasks as a ``chain``, a fork's branches as a ``group`` of chains, and the points the decider handles
+(switch, join, loop, terminate, sub-workflow...) as ``decide`` nodes. Branches are not a Celery
+``group`` with a chord: a JOIN is decided by an atomic check in the store when a branch ends, so no
+result backend is needed and Celery's nested group/chord issues cannot arise.
 """
 
 from __future__ import annotations
@@ -16,7 +24,8 @@ from celery import Celery, chain
 from celery.canvas import Signature
 
 from translator.deadlines import DEFAULT_PARK_AFTER
-from translator.plan import Plan, Step, message_expiry
+from translator.decide import Timing
+from translator.plan import Fork, Join, Loop, Plan, Sequence, Step, SubWorkflow, Switch, message_expiry
 
 DRY_RUN_WORKFLOW_ID = "<workflowId>"
 STEP_TASK = "translator.step"  # one attempt of one task (translator.celery_app)
@@ -100,46 +109,76 @@ def resend_after(app: Celery) -> float | None:
     return float(seconds) if seconds else None
 
 
-def compile_plan(
-    plan: Plan,
-    wf_id: str,
+def timing_of(app: Celery) -> Timing:
+    return Timing(park_after(app), resend_after(app))
+
+
+def step_signature(
     app: Celery,
-    *,
-    start: str | None = None,
+    step: Step,
+    wf_id: str,
+    ref: str | None = None,
     attempt: int = 0,
     countdown: float | None = None,
 ) -> Signature:
-    """The canvas that runs ``plan`` as execution ``wf_id``.
-
-    ``start``: begin at this step (a continuation), as attempt ``attempt`` after ``countdown``
-    seconds (default: its startDelay)."""
+    """The message of one attempt of a worker task (``ref``: its reference, ``ref__N`` in a loop)."""
+    ref = ref or step.ref
+    kwargs: dict[str, Any] = {"wf": wf_id, "ref": ref}
+    if attempt:
+        kwargs["attempt"] = attempt
+    signature = app.signature(STEP_TASK, kwargs=kwargs, immutable=True)
     per_task = bool(app.conf.get("translator_queue_per_task"))
-    grace = hard_timeout_grace(app)
-    parking = park_after(app)
-    steps = plan.steps()
-    if start is not None:
-        steps = steps[[s.ref for s in steps].index(start) :]
-    links: list[Signature] = []
-    for index, step in enumerate(steps):
-        signature = app.signature(STEP_TASK, kwargs={"wf": wf_id, "ref": step.ref}, immutable=True)
-        queue = queue_for(step, app.conf.task_default_queue, per_task)
-        first = index == 0
-        options = step_options(step, wf_id, queue, grace, parking, countdown if first else None)
-        if first and attempt:
-            options["retries"] = attempt  # the step counts attempts by Celery retries
-        if "time_limit" in options:
-            options["link_error"] = [app.signature(TIMED_OUT_TASK, immutable=False)]
-        links.append(signature.set(**options))
-    return chain(*links)
+    queue = queue_for(step, app.conf.task_default_queue, per_task)
+    if attempt and countdown is None:
+        countdown = 0  # a retry's delay is given; startDelay is the first attempt's
+    options = step_options(step, wf_id, queue, hard_timeout_grace(app), park_after(app), countdown)
+    options["kwargsrepr"] = f"wf={wf_id} ref={ref}"
+    if "time_limit" in options:
+        options["link_error"] = [app.signature(TIMED_OUT_TASK, immutable=False)]
+    return signature.set(**options)
+
+
+def _canvas(sequence: Sequence, wf_id: str, app: Celery) -> list[Any]:
+    """The canvas of a task list: runs of worker tasks as chains, decided points in between."""
+    parts: list[Any] = []
+    run: list[Signature] = []
+
+    def flush() -> None:
+        if run:
+            parts.append(json.loads(json.dumps(chain(*run))))
+            run.clear()
+
+    for node in sequence.nodes:
+        if isinstance(node, Step):
+            run.append(step_signature(app, node, wf_id))
+            continue
+        flush()
+        described: dict[str, Any] = {"decide": node.type, "ref": node.ref}
+        if isinstance(node, Fork):
+            # the branches start together, as a group of chains would
+            described["group"] = [_canvas(branch, wf_id, app) for branch in node.branches]
+        elif isinstance(node, Switch):
+            described["cases"] = {name: _canvas(tasks, wf_id, app) for name, tasks in node.cases}
+            described["default"] = _canvas(node.default, wf_id, app)
+        elif isinstance(node, Loop):
+            described["body"] = _canvas(node.body, wf_id, app)
+        elif isinstance(node, Join):
+            described["joinOn"] = list(node.join_on)
+        elif isinstance(node, SubWorkflow) and node.plan is not None:
+            described["workflow"] = {"name": node.plan.name, "version": node.plan.version}
+        parts.append(described)
+    flush()
+    return parts
 
 
 def canvas_json(plan: Plan, app: Celery, wf_id: str = DRY_RUN_WORKFLOW_ID) -> dict[str, Any]:
-    """What ``translator compile --dry-run`` prints: the plan's steps and the compiled canvas."""
-    canvas = compile_plan(plan, wf_id, app)
+    """What ``translator compile --dry-run`` prints: the plan's worker tasks and the canvas."""
+    parts = _canvas(plan.root, wf_id, app)
+    canvas: Any = parts[0] if len(parts) == 1 else parts
     return {
         "workflow": {"name": plan.name, "version": plan.version},
         "steps": [
             {"ref": s.ref, "name": s.name, "type": s.type, "policy": asdict(s.policy)} for s in plan.steps()
         ],
-        "canvas": json.loads(json.dumps(canvas)),
+        "canvas": canvas,
     }

@@ -123,3 +123,33 @@ def attempt_deadlines(record: Mapping[str, Any], step: Step) -> list[Deadline]:
         if running is not None:
             found.append(running[0])
     return found
+
+
+FOLLOW_UP_GRACE_MS = 30_000  # the sweeper does what a write's author should have done after it by then
+
+
+def child_deadline(record: Mapping[str, Any]) -> Due:
+    """Start the workflow a SUB_WORKFLOW / START_WORKFLOW task names, if its decider could not
+    (dropped once it is started)."""
+    token = int(record["scheduledTime"])
+    return _deadline("child", record, token), token + FOLLOW_UP_GRACE_MS
+
+
+def parent_deadline(wf_id: str) -> Deadline:
+    return Deadline("parent", wf_id)
+
+
+def ended_deadlines(
+    workflow: Mapping[str, Any], finish: Mapping[str, Any], has_failure_workflow: bool
+) -> list[Due]:
+    """What an ending write registers so its follow-ups happen even if its author dies: start the
+    failureWorkflow; report the end to the parent workflow's SUB_WORKFLOW task."""
+    from translator.state import now_ms
+
+    found: list[Due] = []
+    due = now_ms() + FOLLOW_UP_GRACE_MS
+    if has_failure_workflow and finish.get("status") in ("FAILED", "TIMED_OUT", "TERMINATED"):
+        found.append((failure_deadline(workflow["workflowId"]), due))
+    if workflow.get("parentWorkflowId"):
+        found.append((parent_deadline(workflow["workflowId"]), due))
+    return found

@@ -1,5 +1,11 @@
-"""Sending work to the pool: new workflows, continuations decided outside a running chain (by the
-sweeper or a timed-out step's errback), and failure workflows."""
+"""Sending work to the pool, and everything a stored decision says to do after it is stored.
+
+A decision (``decide``) is stored first, then followed up here: its worker tasks are sent (one small
+message each), its sub-workflows started, canceled attempts revoked, child workflows of an ended one
+terminated; an ended workflow starts its failureWorkflow and reports to its parent's SUB_WORKFLOW
+task. Each follow-up is also registered as a deadline by the write it follows (``wake``, ``child``,
+``failure``, ``parent``), so the sweeper does it if the process dies first.
+"""
 
 from __future__ import annotations
 
@@ -10,23 +16,30 @@ from typing import Any
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from translator.compiler import compile_plan, park_after, resend_after
-from translator.deadlines import failure_deadline, wake_deadline
+from translator.compiler import step_signature, timing_of
+from translator.deadlines import child_deadline, failure_deadline, parent_deadline, wake_deadline
+from translator.decide import (
+    FAILURE_WORKFLOW_STATUSES,
+    ChildStart,
+    Dispatch,
+    Transition,
+    decide,
+    step_of,
+)
 from translator.plan import Plan
 from translator.records import (
     FAILURE_WORKFLOW_KEY,
-    FAILURE_WORKFLOW_STATUSES,
-    attempt_id,
     failure_workflow_input,
     plan_of,
     start_workflow,
+    terminate,
 )
-from translator.runtime import Outcome, StepResult
-from translator.state import StateStore, now_ms
-from translator.status import WorkflowStatus
+from translator.state import Deadline, StateStore, now_ms
+from translator.status import TaskStatus, WorkflowStatus
 
 log = logging.getLogger("translator.dispatch")
-BROKER_RETRY_MS = 5000  # a continuation the broker refused is tried again this much later
+BROKER_RETRY_MS = 5000  # a message the broker refused is tried again this much later
+MAX_CONFLICTS = 1000
 
 
 def launch(
@@ -37,74 +50,188 @@ def launch(
     *,
     workflow_id: str | None = None,
     correlation_id: str | None = None,
+    parent: tuple[str, str] | None = None,
 ) -> str | None:
-    """Create an execution and send its canvas; the workflow id (None: ``workflow_id`` exists).
+    """Create an execution and send its first tasks; the workflow id (None: ``workflow_id`` exists).
 
-    Raises what the broker raises when the canvas cannot be sent (the execution stays RUNNING)."""
-    parking = park_after(app)
-    wf_id = start_workflow(
+    Raises what the broker raises when a first task cannot be sent (the execution stays RUNNING;
+    its wake deadline sends it later when the transport may lose messages)."""
+    started = start_workflow(
         store,
         plan,
         workflow_input,
         workflow_id=workflow_id,
         correlation_id=correlation_id,
-        park_after=parking,
-        resend_after=resend_after(app),
+        timing=timing_of(app),
+        parent=parent,
     )
-    if wf_id is None:
+    if started is None:
         return None
-    steps = plan.steps()
-    if steps and steps[0].policy.start_delay > parking:
-        return wf_id  # parked: its wake deadline sends the first step when it is due
-    compile_plan(plan, wf_id, app).apply_async()
+    wf_id, transition = started
+    for dispatch in transition.send:
+        step_signature(
+            app, dispatch.step, wf_id, dispatch.ref, dispatch.attempt, dispatch.countdown
+        ).apply_async()
+    follow_up(app, store, plan, wf_id, Transition(children=transition.children, ended=transition.ended))
     return wf_id
 
 
-def send_from(
-    app: Celery, plan: Plan, wf_id: str, ref: str, attempt: int = 0, countdown: float | None = None
-) -> None:
-    """Send the rest of a workflow: step ``ref`` (as attempt ``attempt``) and the steps after it."""
-    compile_plan(plan, wf_id, app, start=ref, attempt=attempt, countdown=countdown).apply_async()
-
-
-def follow(app: Celery, store: StateStore, plan: Plan, wf_id: str, ref: str, result: StepResult) -> None:
-    """Carry a workflow on after an attempt of ``ref`` was decided outside its chain."""
-    if result.outcome is Outcome.RETRY:
-        _send_or_wake(app, store, plan, wf_id, ref, result.attempt, result.countdown)
-    elif result.outcome is Outcome.CONTINUE:
-        following = plan.next_ref(ref)
-        if following is not None:
-            _send_or_wake(app, store, plan, wf_id, following, 0, None)
-    if result.ended in FAILURE_WORKFLOW_STATUSES:
-        start_failure_workflow(app, store, wf_id)
-
-
-def _send_or_wake(
-    app: Celery, store: StateStore, plan: Plan, wf_id: str, ref: str, attempt: int, countdown: float | None
-) -> None:
-    """Send the continuation; if the broker refuses it, the recorded SCHEDULED attempt gets a wake
-    deadline instead, so the sweeper sends it later (the decision is already stored)."""
+def send(app: Celery, store: StateStore, wf_id: str, dispatch: Dispatch) -> None:
+    """Send one worker task; if the broker refuses it, its SCHEDULED record gets a wake deadline
+    instead, so the sweeper sends it later (the decision is already stored)."""
     try:
-        send_from(app, plan, wf_id, ref, attempt, countdown)
+        step_signature(
+            app, dispatch.step, wf_id, dispatch.ref, dispatch.attempt, dispatch.countdown
+        ).apply_async()
     except (OperationalError, OSError) as exc:
-        record = next((t for t in store.tasks(wf_id) if t["taskId"] == attempt_id(wf_id, ref, attempt)), None)
+        task_id = _task_id(wf_id, dispatch.ref, dispatch.attempt)
+        record = next((t for t in store.tasks(wf_id) if t["taskId"] == task_id), None)
         if record is None:
             raise
-        log.warning("workflow %s: %s not sent (%s); the sweeper sends it later", wf_id, ref, exc)
+        log.warning("workflow %s: %s not sent (%s); the sweeper sends it later", wf_id, dispatch.ref, exc)
         deadline, due = wake_deadline(record)
         store.add_deadlines([(deadline, max(due, now_ms() + BROKER_RETRY_MS))])
+
+
+def _task_id(wf_id: str, ref: str, attempt: int) -> str:
+    from translator.decide import attempt_id
+
+    return attempt_id(wf_id, ref, attempt)
+
+
+def follow_up(app: Celery, store: StateStore, plan: Plan, wf_id: str, transition: Transition | None) -> None:
+    """Do what a stored transition says after its write."""
+    if transition is None:
+        return
+    for dispatch in transition.send:
+        send(app, store, wf_id, dispatch)
+    for child in transition.children:
+        start_child(app, store, wf_id, child)
+    if transition.revoke:
+        try:
+            app.control.revoke(transition.revoke, terminate=True, signal="SIGTERM")
+        except Exception:
+            log.warning("workflow %s: could not revoke %s", wf_id, transition.revoke, exc_info=True)
+    for child_id in transition.stop_children:
+        stop_workflow(app, store, child_id, f"Parent workflow {wf_id} ended")
+    if transition.ended is not None:
+        workflow_ended(app, store, wf_id)
+
+
+def start_child(app: Celery, store: StateStore, wf_id: str, child: ChildStart) -> None:
+    """Start a SUB_WORKFLOW's or START_WORKFLOW's workflow (once: its id is fixed)."""
+    parent = (wf_id, child.parent_task) if child.parent_task else None
+    started = launch(
+        app,
+        store,
+        child.plan,
+        child.input,
+        workflow_id=child.workflow_id,
+        correlation_id=child.correlation_id,
+        parent=parent,
+    )
+    if started is None:
+        _resend_if_unstarted(app, store, child.plan, child.workflow_id)
+    store.done(_child_deadline(store, wf_id, child))
+    log.info("workflow %s: %s started workflow %s (%s)", wf_id, child.ref, child.workflow_id, child.plan.name)
+
+
+def _child_deadline(store: StateStore, wf_id: str, child: ChildStart) -> list[Deadline]:
+    """The ``child`` deadline of the task that starts ``child`` (none if its record is gone)."""
+    task_id = _task_id(wf_id, child.ref, child.attempt)
+    record = next((t for t in store.tasks(wf_id) if t["taskId"] == task_id), None)
+    return [child_deadline(record)[0]] if record is not None else []
+
+
+def stop_workflow(app: Celery, store: StateStore, wf_id: str, reason: str) -> bool:
+    """Terminate a running workflow (its tasks canceled, its children terminated); no failureWorkflow
+    is started for it, as with Conductor's terminate, but its parent hears of it."""
+    transition = terminate(store, wf_id, reason)
+    if transition is None:
+        return False
+    plan = plan_of(store, store.workflow_fields(wf_id) or {})
+    if plan is not None:
+        follow_up(app, store, plan, wf_id, transition)
+    return True
+
+
+def workflow_ended(app: Celery, store: StateStore, wf_id: str) -> None:
+    """An ended workflow's follow-ups: its failureWorkflow, its parent's SUB_WORKFLOW task."""
+    fields = store.workflow_fields(wf_id)
+    if fields is None:
+        return
+    start_failure_workflow(app, store, wf_id)
+    if fields.get("parentWorkflowId"):
+        notify_parent(app, store, wf_id)
+
+
+CHILD_TASK_STATUS = {
+    "COMPLETED": TaskStatus.COMPLETED,
+    "FAILED": TaskStatus.FAILED,
+    "TIMED_OUT": TaskStatus.TIMED_OUT,
+    "TERMINATED": TaskStatus.CANCELED,
+}
+
+
+def notify_parent(app: Celery, store: StateStore, child_id: str) -> None:
+    """Report an ended sub-workflow to its parent's SUB_WORKFLOW task, which ends with the child's
+    status (TERMINATED: CANCELED), output and reason; then the parent goes on (``decide``)."""
+    child = store.workflow_fields(child_id)
+    if child is None or not WorkflowStatus(child["status"]).terminal or not child.get("parentWorkflowId"):
+        store.done([parent_deadline(child_id)])
+        return
+    parent_id, task_id = child["parentWorkflowId"], child.get("parentWorkflowTaskId")
+    for _ in range(MAX_CONFLICTS):
+        snap = store.snapshot(parent_id)
+        plan = plan_of(store, snap.workflow) if snap.workflow is not None else None
+        record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
+        if plan is None or snap.workflow is None or record is None or record["status"] != "IN_PROGRESS":
+            break
+        if WorkflowStatus(snap.workflow["status"]).terminal:
+            break
+        status = CHILD_TASK_STATUS[child["status"]]
+        node = plan.node(record["referenceTaskName"])
+        if status is not TaskStatus.COMPLETED and getattr(getattr(node, "policy", None), "optional", False):
+            status = TaskStatus.COMPLETED_WITH_ERRORS
+        now = now_ms()
+        output = child.get("output") if isinstance(child.get("output"), dict) else {}
+        updated = {
+            **record,
+            "status": status.value,
+            "outputData": {**output, "subWorkflowId": child_id},
+            "endTime": now,
+            "updateTime": now,
+            "executed": True,
+        }
+        if child.get("reasonForIncompletion"):
+            updated["reasonForIncompletion"] = child["reasonForIncompletion"]
+        transition = decide(plan, snap.workflow, snap.tasks, [updated], timing_of(app))
+        transition.change.drop.append(child_deadline(record)[0])
+        expect = (task_id, "IN_PROGRESS", int(record.get("startTime") or 0))
+        saved = store.apply(
+            parent_id, transition.change, expect=expect, rev=int(snap.workflow.get("_rev") or 0)
+        )
+        if saved.applied:
+            follow_up(app, store, plan, parent_id, transition)
+            break
+        if not saved.conflict:
+            break
+    store.done([parent_deadline(child_id)])
 
 
 def start_failure_workflow(app: Celery, store: StateStore, wf_id: str) -> str | None:
     """Start the failureWorkflow of an ended execution, once (its id is fixed in the execution's
     output when it ends). Returns its id, or None when there is none to start."""
+    from translator.decide import failure_plan
+
     fields = store.workflow_fields(wf_id)
     plan = plan_of(store, fields) if fields is not None else None
-    if fields is None or plan is None or plan.failure is None:
+    if fields is None or plan is None:
         return None
     output = fields.get("output")
     failure_id = output.get(FAILURE_WORKFLOW_KEY) if isinstance(output, dict) else None
-    if not failure_id or WorkflowStatus(fields["status"]) not in FAILURE_WORKFLOW_STATUSES:
+    failure = failure_plan(plan, fields)
+    if not failure_id or failure is None or WorkflowStatus(fields["status"]) not in FAILURE_WORKFLOW_STATUSES:
         store.done([failure_deadline(wf_id)])
         return None
     execution = store.workflow(wf_id)
@@ -114,7 +241,7 @@ def start_failure_workflow(app: Celery, store: StateStore, wf_id: str) -> str | 
         started = launch(
             app,
             store,
-            plan.failure,
+            failure,
             failure_workflow_input(execution),
             workflow_id=failure_id,
             correlation_id=execution.get("correlationId"),
@@ -126,15 +253,53 @@ def start_failure_workflow(app: Celery, store: StateStore, wf_id: str) -> str | 
     if started is not None:
         log.info("workflow %s %s: failure workflow %s started", wf_id, fields["status"], failure_id)
     else:  # created earlier: send it again if it never started (a duplicate message is harmless)
-        _resend_if_unstarted(app, store, plan.failure, failure_id)
+        _resend_if_unstarted(app, store, failure, failure_id)
     store.done([failure_deadline(wf_id)])
     return failure_id
 
 
 def _resend_if_unstarted(app: Celery, store: StateStore, plan: Plan, wf_id: str) -> None:
+    """Send again the first tasks of a workflow none of whose tasks has started (its creator died
+    before sending them; a duplicate message is harmless)."""
     execution = store.workflow(wf_id)
     if execution is None or execution["status"] != WorkflowStatus.RUNNING.value:
         return
     tasks = execution.get("tasks") or []
-    if len(tasks) == 1 and tasks[0]["status"] == "SCHEDULED":
-        send_from(app, plan, wf_id, tasks[0]["referenceTaskName"])
+    if any(
+        t["status"] != "SCHEDULED" for t in tasks if t.get("workflowTask") is not None or _is_worker(plan, t)
+    ):
+        return
+    for task in tasks:
+        if task["status"] == "SCHEDULED" and _is_worker(plan, task):
+            dispatch = Dispatch(task["referenceTaskName"], step_of(plan, task), int(task["retryCount"]), 0)
+            send(app, store, wf_id, dispatch)
+
+
+def _is_worker(plan: Plan, record: Mapping[str, Any]) -> bool:
+    try:
+        step_of(plan, record)
+    except KeyError:
+        return False
+    return True
+
+
+def resend(app: Celery, store: StateStore, plan: Plan, wf_id: str, record: Mapping[str, Any]) -> None:
+    """Send a SCHEDULED attempt again (a parked one that is due, or one whose message was lost)."""
+    dispatch = Dispatch(record["referenceTaskName"], step_of(plan, record), int(record["retryCount"]), 0)
+    send(app, store, wf_id, dispatch)
+
+
+def follow(app: Celery, store: StateStore, plan: Plan, wf_id: str, result: Any) -> None:
+    """Carry a workflow on after an attempt was decided outside a step (a killed step, a deadline):
+    send its retry, or follow up the stored transition."""
+    from translator.runtime import Outcome
+
+    if result.outcome is Outcome.RETRY:
+        record = next((t for t in store.tasks(wf_id) if t["taskId"] == result.task_id), None)
+        if record is not None:
+            dispatch = Dispatch(
+                record["referenceTaskName"], step_of(plan, record), result.attempt, result.countdown
+            )
+            send(app, store, wf_id, dispatch)
+    elif result.outcome is Outcome.CONTINUE:
+        follow_up(app, store, plan, wf_id, result.transition)

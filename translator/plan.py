@@ -12,6 +12,8 @@ definition of its task by reference instead of carrying it in each message, and 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -88,9 +90,22 @@ class Policy:
         )
 
 
+ITERATION = re.compile(r"__(\d+)$")
+
+
+def base_ref(ref: str) -> str:
+    """A task reference without the ``__<iteration>`` suffix of a DO_WHILE body task."""
+    return ITERATION.sub("", ref)
+
+
+def iteration_ref(ref: str, iteration: int) -> str:
+    """The reference of ``ref`` in iteration ``iteration`` of its loop (0: not in a loop)."""
+    return f"{ref}__{iteration}" if iteration else ref
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One SIMPLE task of the workflow."""
+    """A task a worker runs (SIMPLE)."""
 
     ref: str
     name: str
@@ -103,13 +118,189 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class Sequence:
-    nodes: tuple[Step, ...]
+    """Tasks that run one after the other."""
+
+    nodes: tuple[Node, ...]
     kind: str = "sequence"
+
+
+@dataclass(frozen=True, slots=True)
+class Switch:
+    """SWITCH (``evaluator`` value-param / javascript / graaljs) or DECISION (``evaluator``
+    value-param for caseValueParam, javascript for caseExpression): run one case, then go on."""
+
+    ref: str
+    name: str
+    type: str
+    input_parameters: dict[str, Any]
+    evaluator: str
+    expression: str
+    cases: tuple[tuple[str, Sequence], ...]
+    default: Sequence
+    kind: str = "switch"
+
+    def case(self, value: str | None) -> Sequence | None:
+        """The tasks of case ``value`` (None: the default), as Conductor picks them."""
+        if value is None:
+            return self.default
+        for name, tasks in self.cases:
+            if name == value:
+                return tasks
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Fork:
+    """FORK_JOIN: its branches start together; the JOIN that follows waits for them."""
+
+    ref: str
+    name: str
+    type: str
+    input_parameters: dict[str, Any]
+    branches: tuple[Sequence, ...]
+    kind: str = "fork"
+
+
+@dataclass(frozen=True, slots=True)
+class DynamicFork:
+    """FORK_JOIN_DYNAMIC: branches read from the task's input when it runs."""
+
+    ref: str
+    name: str
+    type: str
+    input_parameters: dict[str, Any]
+    tasks_param: str | None  # dynamicForkTasksParam (or the legacy dynamicForkJoinTasksParam)
+    inputs_param: str | None  # dynamicForkTasksInputParamName
+    optional: bool
+    kind: str = "dynamic_fork"
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """JOIN (waits for every ``join_on`` task) or EXCLUSIVE_JOIN (the first of them that ran)."""
+
+    ref: str
+    name: str
+    type: str
+    input_parameters: dict[str, Any]
+    join_on: tuple[str, ...]
+    default_join: tuple[str, ...] = ()  # EXCLUSIVE_JOIN: defaultExclusiveJoinTask
+    kind: str = "join"
+
+
+@dataclass(frozen=True, slots=True)
+class Loop:
+    """DO_WHILE: the body, then ``condition``, again while it holds (or while ``items`` remain)."""
+
+    ref: str
+    name: str
+    type: str
+    input_parameters: dict[str, Any]
+    condition: str
+    body: Sequence
+    items: Any = None
+    keep_last_n: int = 0
+    kind: str = "loop"
+
+
+@dataclass(frozen=True, slots=True)
+class Terminate:
+    """TERMINATE: end the workflow with ``terminationStatus``."""
+
+    ref: str
+    name: str
+    type: str
+    input_parameters: dict[str, Any]
+    kind: str = "terminate"
+
+
+@dataclass(frozen=True, slots=True)
+class Dynamic:
+    """DYNAMIC: runs the worker task named by input ``name_param``."""
+
+    ref: str
+    name: str
+    type: str
+    input_parameters: dict[str, Any]
+    name_param: str
+    task: dict[str, Any]  # the WorkflowTask, to plan the named task with
+    kind: str = "dynamic"
+
+
+@dataclass(frozen=True, slots=True)
+class SubWorkflow:
+    """SUB_WORKFLOW (runs ``plan`` and waits for it) or START_WORKFLOW (starts it and goes on)."""
+
+    ref: str
+    name: str
+    type: str
+    input_parameters: dict[str, Any]
+    plan: Plan | None  # SUB_WORKFLOW: the child's plan; START_WORKFLOW: None (read from input)
+    policy: Policy
+    kind: str = "sub_workflow"
+
+
+Node = Step | Switch | Fork | DynamicFork | Join | Loop | Terminate | Dynamic | SubWorkflow
+CONTAINERS = ("switch", "loop")  # nodes whose tasks are nested under them (forks: branches)
+
+
+def children(node: Node) -> list[Sequence]:
+    """The task lists nested directly in ``node``."""
+    if isinstance(node, Switch):
+        return [tasks for _, tasks in node.cases] + [node.default]
+    if isinstance(node, Fork):
+        return list(node.branches)
+    if isinstance(node, Loop):
+        return [node.body]
+    return []
+
+
+def walk(sequence: Sequence) -> Iterator[Node]:
+    """Every node of ``sequence``, nested ones included, in definition order."""
+    for node in sequence.nodes:
+        yield node
+        for nested in children(node):
+            yield from walk(nested)
+
+
+def _node_from_json(data: dict[str, Any]) -> Any:
+    kind = data.get("kind")
+    if kind == "sequence":
+        return Sequence(tuple(_node_from_json(n) for n in data["nodes"]))
+    fields = dict(data)
+    if "policy" in fields:
+        fields["policy"] = Policy(**fields["policy"])
+    if kind == "switch":
+        fields["cases"] = tuple((name, _node_from_json(seq)) for name, seq in fields["cases"])
+        fields["default"] = _node_from_json(fields["default"])
+    elif kind == "fork":
+        fields["branches"] = tuple(_node_from_json(b) for b in fields["branches"])
+    elif kind == "loop":
+        fields["body"] = _node_from_json(fields["body"])
+    elif kind == "join":
+        fields["join_on"] = tuple(fields["join_on"])
+        fields["default_join"] = tuple(fields.get("default_join") or ())
+    elif kind == "sub_workflow":
+        fields["plan"] = Plan.from_json(fields["plan"]) if fields.get("plan") else None
+    return NODE_TYPES[kind](**fields)
+
+
+NODE_TYPES: dict[str, type] = {
+    "step": Step,
+    "switch": Switch,
+    "fork": Fork,
+    "dynamic_fork": DynamicFork,
+    "join": Join,
+    "loop": Loop,
+    "terminate": Terminate,
+    "dynamic": Dynamic,
+    "sub_workflow": SubWorkflow,
+}
 
 
 @dataclass(frozen=True)
 class Plan:
-    """A workflow ready to compile: its definition, its steps, its output rules."""
+    """A workflow ready to run: its task tree, its output rules, its failure workflow."""
 
     name: str
     version: int
@@ -121,21 +312,31 @@ class Plan:
     timeout_seconds: int = 0  # the workflow's timeoutSeconds (0: none)
     timeout_policy: str = "ALERT_ONLY"
     failure: Plan | None = None  # the failureWorkflow, planned with this one
+    failure_from_input: str | None = None  # failureWorkflow ``$workflow.input.<key>``: the key
+    taskdefs: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)  # for runtime tasks
+    workflows: dict[str, Plan] = field(default_factory=dict, repr=False)  # "name:version" for runtime
 
     def steps(self) -> list[Step]:
-        return list(self.root.nodes)
+        """Every worker task of the definition, nested ones included."""
+        return [node for node in walk(self.root) if isinstance(node, Step)]
+
+    @cached_property
+    def nodes(self) -> dict[str, Node]:
+        """Every node by reference."""
+        return {node.ref: node for node in walk(self.root) if not isinstance(node, Sequence)}
+
+    def node(self, ref: str) -> Node:
+        """The node of a task reference (a DO_WHILE body task's ``ref__N`` included)."""
+        found = self.nodes.get(ref) or self.nodes.get(base_ref(ref))
+        if found is None:
+            raise KeyError(ref)
+        return found
 
     def step(self, ref: str) -> Step:
-        for node in self.root.nodes:
-            if node.ref == ref:
-                return node
-        raise KeyError(ref)
-
-    def next_ref(self, ref: str) -> str | None:
-        """The reference of the step that runs after ``ref`` (None when ``ref`` is the last)."""
-        refs = [node.ref for node in self.root.nodes]
-        index = refs.index(ref)
-        return refs[index + 1] if index + 1 < len(refs) else None
+        node = self.node(ref)
+        if not isinstance(node, Step):
+            raise KeyError(ref)
+        return node
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,11 +348,10 @@ class Plan:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Plan:
-        nodes = tuple(Step(**{**node, "policy": Policy(**node["policy"])}) for node in data["root"]["nodes"])
         return cls(
             name=data["name"],
             version=data["version"],
-            root=Sequence(nodes),
+            root=_node_from_json(data["root"]),
             output_parameters=data["output_parameters"],
             input_template=data["input_template"],
             variables=data["variables"],
@@ -159,6 +359,9 @@ class Plan:
             timeout_seconds=data.get("timeout_seconds", 0),
             timeout_policy=data.get("timeout_policy", "ALERT_ONLY"),
             failure=cls.from_json(data["failure"]) if data.get("failure") else None,
+            failure_from_input=data.get("failure_from_input"),
+            taskdefs=data.get("taskdefs") or {},
+            workflows={k: cls.from_json(v) for k, v in (data.get("workflows") or {}).items()},
         )
 
 
@@ -177,26 +380,51 @@ def build_plan(bundle: WorkflowBundle) -> Plan:
     return _plan_workflow(workflow, bundle, bundle.file, ())
 
 
-def _failure_plan(
-    workflow: WorkflowDef, bundle: WorkflowBundle, file: str, within: tuple[str, ...]
+def _located_plan(
+    name: str, version: int | None, bundle: WorkflowBundle, within: tuple[str, ...]
 ) -> Plan | None:
-    """The failureWorkflow's plan, found by name (and version) among the workflows next to the file.
+    """The plan of a workflow found by name (and version) in the catalog (None: not found)."""
+    found = bundle.catalog.located_workflow(name, version)
+    if found is None or name in within:
+        return None
+    try:  # a candidate read at run time; its own run-time names are not followed further
+        return _plan_workflow(found.value, bundle, found.file, within, collect=False)
+    except DefinitionError:
+        return None  # cannot run here: naming it at run time fails with a clear reason
+
+
+def _failure_plan(
+    workflow: WorkflowDef, bundle: WorkflowBundle, file: str, within: tuple[str, ...], collect: bool = True
+) -> tuple[Plan | None, str | None, dict[str, Plan]]:
+    """The failureWorkflow's plan, found by name (and version) among the workflows next to the file;
+    or, for a name read from the input (``$workflow.input.<key>``), the key and every workflow of the
+    catalog it may name.
 
     ``within``: the workflows whose failure workflow this is (a cycle is an error)."""
     name = workflow.failureWorkflow
     if not name:
-        return None
+        return None, None, {}
 
     def problem(code: str, message: str) -> DefinitionError:
         issues = with_file([error("/failureWorkflow", code, message)], file)
         return DefinitionError(f"{file}: cannot plan the workflow", issues)
 
     if name.startswith("$"):
-        raise problem(
-            "unsupported",
-            f"failureWorkflow {name!r}: a name read from the workflow input is not supported; "
-            "name the failure workflow",
-        )
+        key = failure_input_key(name)
+        if key is None:
+            raise problem(
+                "unsupported",
+                f"failureWorkflow {name!r}: only a name read from the workflow input "
+                "($workflow.input.<key> or ${workflow.input.<key>}) is supported",
+            )
+        candidates: dict[str, Plan] = {}
+        for wf_name, wf_version in sorted(bundle.catalog.workflows) if collect else ():
+            if wf_name in within:
+                continue
+            plan = _located_plan(wf_name, wf_version, bundle, within)
+            if plan is not None:
+                candidates[f"{wf_name}:{wf_version}"] = plan
+        return None, key, candidates
     found = bundle.catalog.located_workflow(name, workflow.failureWorkflowVersion)
     if found is None:
         version = f" version {workflow.failureWorkflowVersion}" if workflow.failureWorkflowVersion else ""
@@ -208,42 +436,224 @@ def _failure_plan(
     if name in within:
         cycle = " -> ".join([*within, name])
         raise problem("failure-workflow-cycle", f"failure workflows form a cycle: {cycle}")
-    return _plan_workflow(found.value, bundle, found.file, within)
+    return _plan_workflow(found.value, bundle, found.file, within), None, {}
 
 
-def _plan_workflow(workflow: WorkflowDef, bundle: WorkflowBundle, file: str, within: tuple[str, ...]) -> Plan:
-    problems: list[Issue] = []
-    steps: list[Step] = []
-    for index, task in enumerate(workflow.tasks):
-        if task.task_type not in SUPPORTED_TYPES:
-            problems.append(
-                error(f"/tasks/{index}/type", "unsupported-task-type", f"cannot plan {task.task_type}")
+def failure_input_key(name: str) -> str | None:
+    """The input key of a failureWorkflow named ``$<x>.<y>.<key>`` or ``${workflow.input.<key>}``
+    (Conductor reads the third segment of the first form), else None."""
+    text = name[2:-1] if name.startswith("${") and name.endswith("}") else name[1:]
+    parts = text.split(".")
+    if len(parts) != 3 or not all(parts):
+        return None
+    if name.startswith("${") and parts[:2] != ["workflow", "input"]:
+        return None
+    return parts[2]
+
+
+def runtime_workflow(plan: Plan, name: str, version: int | None = None) -> Plan | None:
+    """A workflow the plan may start at run time, by name (and version; None: the highest)."""
+    if version is not None:
+        return plan.workflows.get(f"{name}:{version}")
+    versions = [int(key.rsplit(":", 1)[1]) for key in plan.workflows if key.rsplit(":", 1)[0] == name]
+    return plan.workflows.get(f"{name}:{max(versions)}") if versions else None
+
+
+class _Planner:
+    """Lowers the task lists of one workflow definition, collecting every problem."""
+
+    def __init__(self, bundle: WorkflowBundle, file: str, within: tuple[str, ...]) -> None:
+        self.bundle, self.file, self.within = bundle, file, within
+        self.problems: list[Issue] = []
+        self.runtime_tasks = False  # DYNAMIC / FORK_JOIN_DYNAMIC: task definitions needed at run time
+        self.runtime_workflows = False  # START_WORKFLOW: workflows needed at run time
+
+    def sequence(self, tasks: list[WorkflowTask], ptr: str, in_loop: bool = False) -> Sequence:
+        nodes = []
+        for index, task in enumerate(tasks):
+            node = self.node(task, f"{ptr}/{index}", in_loop)
+            if node is not None:
+                nodes.append(node)
+        return Sequence(tuple(nodes))
+
+    def unsupported(self, ptr: str, message: str) -> None:
+        self.problems.append(error(f"{ptr}/type", "unsupported-task-type", message))
+
+    def node(self, task: WorkflowTask, ptr: str, in_loop: bool) -> Node | None:
+        kind = task.task_type
+        if kind not in SUPPORTED_TYPES:
+            self.unsupported(ptr, f"cannot plan {kind}")
+            return None
+        ref, name, params = task.taskReferenceName or "", task.name or "", task.inputParameters
+        if kind == TaskType.SIMPLE.value:
+            taskdef = _taskdef_for(task, self.bundle)
+            return Step(ref, name, kind, params, taskdef.inputTemplate, Policy.of(task, taskdef))
+        if kind in (TaskType.SWITCH.value, TaskType.DECISION.value):
+            if kind == TaskType.SWITCH.value:
+                evaluator, expression = task.evaluatorType or "", task.expression or ""
+            elif task.caseValueParam:
+                evaluator, expression = "value-param", task.caseValueParam
+            else:
+                evaluator, expression = "javascript", task.caseExpression or ""
+            cases = tuple(
+                (case, self.sequence(tasks, f"{ptr}/decisionCases/{_escape(case)}", in_loop))
+                for case, tasks in task.decisionCases.items()
             )
-            continue
-        taskdef = _taskdef_for(task, bundle)
-        steps.append(
-            Step(
-                ref=task.taskReferenceName or "",
-                name=task.name or "",
-                type=TaskType.SIMPLE.value,
-                input_parameters=task.inputParameters,
-                input_template=taskdef.inputTemplate,
-                policy=Policy.of(task, taskdef),
+            default = self.sequence(task.defaultCase, f"{ptr}/defaultCase", in_loop)
+            return Switch(ref, name, kind, params, evaluator, expression, cases, default)
+        if kind == TaskType.FORK_JOIN.value:
+            branches = tuple(
+                self.sequence(branch, f"{ptr}/forkTasks/{b}", in_loop)
+                for b, branch in enumerate(task.forkTasks)
             )
-        )
-    if problems:
-        raise DefinitionError(f"{file}: cannot plan the workflow", with_file(problems, file))
+            return Fork(ref, name, kind, params, branches)
+        if kind == TaskType.FORK_JOIN_DYNAMIC.value:
+            self.runtime_tasks = True
+            tasks_param = task.dynamicForkTasksParam or task.dynamicForkJoinTasksParam
+            inputs_param = task.dynamicForkTasksInputParamName
+            return DynamicFork(ref, name, kind, params, tasks_param, inputs_param, task.optional)
+        if kind in (TaskType.JOIN.value, TaskType.EXCLUSIVE_JOIN.value):
+            return Join(ref, name, kind, params, tuple(task.joinOn), tuple(task.defaultExclusiveJoinTask))
+        if kind == TaskType.DO_WHILE.value:
+            if in_loop:
+                self.unsupported(ptr, "a DO_WHILE inside another DO_WHILE's loopOver is not supported")
+                return None
+            body = self.sequence(task.loopOver, f"{ptr}/loopOver", True)
+            keep = params.get("keepLastN")
+            return Loop(
+                ref,
+                name,
+                kind,
+                params,
+                task.loopCondition or "",
+                body,
+                task.items,
+                keep if isinstance(keep, int) and not isinstance(keep, bool) and keep > 0 else 0,
+            )
+        if kind == TaskType.TERMINATE.value:
+            return Terminate(ref, name, kind, params)
+        if kind == TaskType.DYNAMIC.value:
+            self.runtime_tasks = True
+            return Dynamic(ref, name, kind, params, task.dynamicTaskNameParam or "", task.to_json())
+        if kind in (TaskType.SUB_WORKFLOW.value, TaskType.START_WORKFLOW.value):
+            policy = Policy.of(task, task.taskDefinition or TaskDef(name=name, retryCount=0))
+            if kind == TaskType.START_WORKFLOW.value:
+                self.runtime_workflows = True
+                return SubWorkflow(ref, name, kind, params, None, policy)
+            child = self.sub_workflow(task, ptr)
+            return SubWorkflow(ref, name, kind, params, child, policy) if child is not None else None
+        self.unsupported(ptr, f"cannot plan {kind}")
+        return None
+
+    def sub_workflow(self, task: WorkflowTask, ptr: str) -> Plan | None:
+        param = task.subWorkflowParam
+        where = f"{ptr}/subWorkflowParam"
+        if param is None:
+            return None  # the validator reports it
+        if isinstance(param.workflowDefinition, dict):
+            definition = WorkflowDef.model_validate(param.workflowDefinition)
+            return _plan_workflow(definition, self.bundle, self.file, self.within)
+        if param.workflowDefinition is not None:
+            self.problems.append(
+                error(
+                    f"{where}/workflowDefinition",
+                    "unsupported",
+                    "a workflowDefinition read at run time is not supported; inline the definition",
+                )
+            )
+            return None
+        name = param.name or ""
+        if "${" in name or name.startswith("$"):
+            self.problems.append(
+                error(
+                    f"{where}/name",
+                    "unsupported",
+                    f"sub-workflow name {name!r}: a name read at run time is not supported",
+                )
+            )
+            return None
+        found = self.bundle.catalog.located_workflow(name, param.version)
+        if found is None:
+            version = f" version {param.version}" if param.version is not None else ""
+            self.problems.append(
+                error(
+                    f"{where}/name",
+                    "sub-workflow-not-found",
+                    f"sub-workflow {name!r}{version} not found: put its definition in "
+                    f"{Path(self.bundle.file).parent}, its {WORKFLOWS_DIR}/ directory "
+                    "or a --definitions path",
+                )
+            )
+            return None
+        if name in self.within:
+            cycle = " -> ".join([*self.within, name])
+            self.problems.append(
+                error(f"{where}/name", "sub-workflow-cycle", f"sub-workflows form a cycle: {cycle}")
+            )
+            return None
+        return _plan_workflow(found.value, self.bundle, found.file, self.within)
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _plan_workflow(
+    workflow: WorkflowDef, bundle: WorkflowBundle, file: str, within: tuple[str, ...], collect: bool = True
+) -> Plan:
+    """``collect``: gather the workflows a name read at run time may pick (not for those workflows)."""
+    within = (*within, workflow.name or "")
+    planner = _Planner(bundle, file, within)
+    root = planner.sequence(workflow.tasks, "/tasks")
+    if planner.problems:
+        raise DefinitionError(f"{file}: cannot plan the workflow", with_file(planner.problems, file))
+    failure, failure_key, candidates = _failure_plan(workflow, bundle, file, within, collect)
+    taskdefs: dict[str, dict[str, Any]] = {}
+    if planner.runtime_tasks:
+        taskdefs = {
+            name: located.value.to_json() for name, located in sorted(bundle.catalog.taskdefs.items())
+        }
+    if planner.runtime_workflows and collect:
+        for wf_name, wf_version in sorted(bundle.catalog.workflows):
+            if wf_name not in within and f"{wf_name}:{wf_version}" not in candidates:
+                plan = _located_plan(wf_name, wf_version, bundle, within)
+                if plan is not None:
+                    candidates[f"{wf_name}:{wf_version}"] = plan
     return Plan(
         name=workflow.name or "",
         version=workflow.version,
-        root=Sequence(tuple(steps)),
+        root=root,
         output_parameters=workflow.outputParameters,
         input_template=workflow.inputTemplate,
         variables=workflow.variables,
         definition=workflow.to_json(),
         timeout_seconds=workflow.timeoutSeconds,
         timeout_policy=workflow.timeoutPolicy.value,
-        failure=_failure_plan(workflow, bundle, file, (*within, workflow.name or "")),
+        failure=failure,
+        failure_from_input=failure_key,
+        taskdefs=taskdefs,
+        workflows=candidates,
+    )
+
+
+def plan_runtime_task(plan: Plan, task: dict[str, Any]) -> Step:
+    """A worker task met at run time (a dynamic fork's branch, a DYNAMIC task's named task), planned
+    with the task definitions the plan carries (else Conductor's ad-hoc default)."""
+    workflow_task = WorkflowTask.model_validate(task)
+    name = workflow_task.name or ""
+    if workflow_task.taskDefinition is not None:
+        taskdef = workflow_task.taskDefinition
+    elif name in plan.taskdefs:
+        taskdef = TaskDef.model_validate(plan.taskdefs[name])
+    else:
+        taskdef = TaskDef(name=name)
+    return Step(
+        workflow_task.taskReferenceName or "",
+        name,
+        TaskType.SIMPLE.value,
+        workflow_task.inputParameters,
+        taskdef.inputTemplate,
+        Policy.of(workflow_task, taskdef),
     )
 
 

@@ -20,7 +20,6 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 
 from translator.deadlines import (
-    DEFAULT_PARK_AFTER,
     attempt_deadlines,
     due_ms,
     parks,
@@ -30,25 +29,25 @@ from translator.deadlines import (
     total_deadline,
     waiting_deadlines,
     wake_deadline,
-    workflow_deadline,
+)
+from translator.decide import (
+    DEFAULT_TIMING,
+    Timing,
+    Transition,
+    attempt_id,
+    decide,
+    end,
+    evaluation_document,
+    scheduled_record,
+    step_of,
 )
 from translator.errors import ExpressionError, NonRetryableError
 from translator.expressions import allowed_environment, resolve_task_input
 from translator.limits import Limiter, Limits
 from translator.plan import Plan, Step, message_expiry
-from translator.records import (
-    attempt_id,
-    completion_fields,
-    ending_fields,
-    evaluation_document,
-    failure_reason,
-    log_end,
-    plan_of,
-    scheduled_record,
-    with_failure_workflow,
-)
-from translator.state import Deadline, Due, StateStore, now_ms
-from translator.status import TaskStatus, WorkflowStatus, workflow_status_for_failed_task
+from translator.records import log_end, plan_of
+from translator.state import Change, Deadline, Saved, StateStore, now_ms
+from translator.status import TaskStatus, WorkflowStatus
 from translator.text import REASON_LIMIT, short_traceback, shorten
 from translator.workers import TaskContext, get_worker
 
@@ -56,7 +55,7 @@ log = logging.getLogger("translator.runtime")
 
 
 class Outcome(Enum):
-    CONTINUE = "continue"  # run the next step
+    CONTINUE = "continue"  # a decision was stored: do what its transition says (send, start, revoke)
     RETRY = "retry"  # run this step again after ``countdown`` seconds, as attempt ``attempt``
     DEFER = "defer"  # not due yet, or a global limit is reached: same attempt after ``countdown`` s
     PARKED = "parked"  # a long delay: a ``wake`` deadline sends the attempt when it is due
@@ -71,8 +70,10 @@ class StepResult:
     attempt: int = 0  # RETRY: the attempt to run
     expires: float | None = None  # RETRY: seconds until its message expires (pollTimeoutSeconds)
     ended: WorkflowStatus | None = None  # this call ended the workflow with this status
+    transition: Transition | None = None  # CONTINUE: the stored decision, to follow up
 
 
+MAX_CONFLICTS = 1000  # decisions retried after concurrent ones (each conflict means another progressed)
 NOT_DUE_TOLERANCE_MS = 1000  # a message this early for its attempt runs anyway
 TIME_LIMIT_SLACK_MS = 5000  # after a step's hard time limit, before its response timeout may act
 
@@ -91,16 +92,23 @@ class _Attempt:
     tasks: list[dict[str, Any]]
     step: Step
     record: dict[str, Any]
-    seq: int  # reserved for the one record this attempt may schedule
+    rev: int  # the execution's revision when read: a decision is stored only if it is unchanged
     redelivered: bool = False
     expect: tuple[str, int] = ("SCHEDULED", 0)  # the stored record's (status, startTime) writes require
-    park_after: float = DEFAULT_PARK_AFTER
+    timing: Timing = DEFAULT_TIMING
     timeout_deadline: bool = False  # timeoutSeconds by a deadline (embedded), not by time limits
-    resend_after: float | None = None  # a scheduled attempt's lost message is sent again (wake_deadline)
 
     @property
-    def next_ref(self) -> str | None:
-        return self.plan.next_ref(self.step.ref)
+    def park_after(self) -> float:
+        return self.timing.park_after
+
+    def refresh(self) -> bool:
+        """Read the execution again after a conflict; False when it is no longer running."""
+        snap = self.store.snapshot(self.workflow["workflowId"])
+        if snap.workflow is None or WorkflowStatus(snap.workflow["status"]).terminal:
+            return False
+        self.workflow, self.tasks, self.rev = snap.workflow, snap.tasks, int(snap.workflow.get("_rev") or 0)
+        return True
 
     def with_record(self) -> list[dict[str, Any]]:
         """The tasks with this attempt's record in its current state."""
@@ -113,14 +121,12 @@ def _load_attempt(
     wf_id: str,
     ref: str,
     attempt: int | None,
-    park_after: float,
+    timing: Timing,
     *,
     create: bool = False,
-    resend_after: float | None = None,
 ) -> _Attempt | StepResult:
     """The attempt as stored (``attempt`` None: the latest of ``ref``), or STOP when there is nothing
-    to do (no such workflow, it ended, or the record is missing and ``create`` is false).
-    ``resend_after``: the attempts it schedules get a wake deadline for a lost message."""
+    to do (no such workflow, it ended, or the record is missing and ``create`` is false)."""
     snap = store.snapshot(wf_id)
     workflow = snap.workflow
     plan = plan_of(store, workflow) if workflow is not None else None
@@ -129,18 +135,20 @@ def _load_attempt(
         return StepResult(Outcome.STOP)
     if WorkflowStatus(workflow["status"]).terminal:
         return StepResult(Outcome.STOP)
-    step = plan.step(ref)
     if attempt is None:
         record = next((t for t in reversed(snap.tasks) if t["referenceTaskName"] == ref), None)
     else:
         task_id = attempt_id(wf_id, ref, attempt)
         record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
-    seq = snap.seq
     if record is None:
         if not create or attempt is None:
             return StepResult(Outcome.STOP)
-        record = scheduled_record(workflow, step, attempt, seq)  # its scheduler died before writing it
-        seq = store.next_seq(wf_id)
+        try:
+            step = plan.step(ref)
+        except KeyError:
+            return StepResult(Outcome.STOP)
+        record = scheduled_record(workflow, step, attempt, store.next_seq(wf_id), ref=ref)
+    step = step_of(plan, record)
     expect = (record["status"], int(record.get("startTime") or 0))
     return _Attempt(
         store,
@@ -149,10 +157,9 @@ def _load_attempt(
         snap.tasks,
         step,
         record,
-        seq,
+        int(workflow.get("_rev") or 0),
         expect=expect,
-        park_after=park_after,
-        resend_after=resend_after,
+        timing=timing,
     )
 
 
@@ -165,10 +172,9 @@ def execute_step(
     limiter: Limiter | None = None,
     redelivered: bool = False,
     *,
-    park_after: float = DEFAULT_PARK_AFTER,
+    timing: Timing = DEFAULT_TIMING,
     celery_id: str | None = None,
     timeout_deadline: bool = False,
-    resend_after: float | None = None,
 ) -> StepResult:
     """Run attempt ``attempt`` of step ``ref``.
 
@@ -177,13 +183,14 @@ def execute_step(
     ``redelivered``: the broker delivers this message again (its worker died): an attempt left
     IN_PROGRESS is taken over; otherwise an IN_PROGRESS attempt belongs to another delivery. A
     message that arrives before its attempt is due waits (``DEFER``), or, for longer than
-    ``park_after`` seconds, is parked in the store. ``celery_id`` is recorded (``celeryTaskId``) so
+    ``timing.park_after`` seconds, is parked in the store. ``celery_id`` is recorded (``celeryTaskId``) so
     the attempt can be revoked. ``timeout_deadline``: the pool cannot stop a step (threads), so the
     attempt registers a ``timeout`` deadline for timeoutSeconds instead of relying on time limits.
-    ``resend_after``: the attempts this call schedules are sent again when their message has not
-    arrived that many seconds after they are due (``deadlines.wake_deadline``).
+    ``timing.resend_after``: the attempts this call schedules are sent again when their message has
+    not arrived that many seconds after they are due (``deadlines.wake_deadline``).
     """
-    loaded = _load_attempt(store, wf_id, ref, attempt, park_after, create=True, resend_after=resend_after)
+    park_after = timing.park_after
+    loaded = _load_attempt(store, wf_id, ref, attempt, timing, create=True)
     if isinstance(loaded, StepResult):
         return loaded
     run, record, step = loaded, loaded.record, loaded.step
@@ -352,44 +359,37 @@ def _ref_ended(run: _Attempt) -> list[Deadline]:
     return clear
 
 
-def _workflow_ended(
-    run: _Attempt, fields: dict[str, Any]
-) -> tuple[dict[str, Any], list[Due], list[Deadline]]:
-    """The ending fields with the failureWorkflow's part, and the deadlines to add and drop."""
-    fields, adds = with_failure_workflow(run.plan, run.workflow["workflowId"], fields)
-    timeout = workflow_deadline(run.workflow, run.plan)
-    return fields, adds, [timeout[0]] if timeout else []
+def _store(run: _Attempt, build: Callable[[], Transition]) -> tuple[Saved, Transition]:
+    """Store the transition ``build`` makes from the attempt's view of the execution, as long as the
+    attempt's record is as read; after a conflict (another decision stored meanwhile) read the
+    execution again and decide again."""
+    wf_id = run.workflow["workflowId"]
+    for _ in range(MAX_CONFLICTS):
+        transition = build()
+        expect = (run.record["taskId"], *run.expect)
+        saved = run.store.apply(wf_id, transition.change, expect=expect, rev=run.rev)
+        if saved.applied or not saved.conflict or not run.refresh():
+            return saved, transition
+    raise RuntimeError(f"workflow {wf_id}: no decision could be stored after {MAX_CONFLICTS} conflicts")
 
 
 def _carry_on(run: _Attempt) -> StepResult:
-    """Save the finished record and schedule the next step, or complete the workflow."""
+    """Store the attempt's end and what the workflow does next (``decide``)."""
     wf_id = run.workflow["workflowId"]
-    following = None
-    adds: list[Due] = []
-    clear = _ref_ended(run)
-    finish = None
-    next_ref = run.next_ref
-    if next_ref is not None:
-        next_step = run.plan.step(next_ref)
-        following = scheduled_record(run.workflow, next_step, 0, run.seq)
-        adds = scheduling_deadlines(following, next_step, run.park_after, run.resend_after)
-    else:  # the last step ends the workflow in the same round trip
-        finish, adds, more = _workflow_ended(
-            run, completion_fields(run.plan, run.workflow, run.with_record())
-        )
-        clear += more
-    saved = run.store.save_tasks(
-        wf_id, run.record, following, finish, expect=run.expect, deadlines=adds, clear=clear
-    )
+
+    def build() -> Transition:
+        transition = decide(run.plan, run.workflow, run.tasks, [run.record], run.timing)
+        transition.change.drop += _ref_ended(run)
+        return transition
+
+    saved, transition = _store(run, build)
     if not saved.applied:  # timed out or canceled meanwhile: whoever did it carries the workflow on
         return StepResult(Outcome.STOP, task_id=run.record["taskId"])
     ended = None
-    if finish is not None:
-        log_end(saved.ended, run.plan, wf_id, finish)
-        ended = WorkflowStatus(finish["status"]) if saved.ended else None
-    if following is not None and parks(following, run.park_after):
-        return StepResult(Outcome.PARKED, task_id=run.record["taskId"])  # its wake deadline sends it
-    return StepResult(Outcome.CONTINUE, task_id=run.record["taskId"], ended=ended)
+    if transition.change.finish is not None:
+        log_end(saved.ended, run.plan, wf_id, transition.change.finish)
+        ended = transition.ended if saved.ended else None
+    return StepResult(Outcome.CONTINUE, task_id=run.record["taskId"], ended=ended, transition=transition)
 
 
 def timeout_reason(step: Step, time_limit: str | None = None, elapsed: int | None = None) -> str:
@@ -413,7 +413,7 @@ def _after_failure(
     """Conductor's decision after a failed attempt: retry, carry on, or fail the workflow.
 
     ``budget_spent``: the reason already says that totalTimeoutSeconds is spent."""
-    wf_id, record, policy = run.workflow["workflowId"], run.record, run.step.policy
+    record, policy = run.record, run.step.policy
     now = now_ms()
     reason = shorten(reason, REASON_LIMIT, quote=False)  # a reason may quote a megabyte of input
     record.update(status=status.value, reasonForIncompletion=reason, endTime=now, updateTime=now)
@@ -429,24 +429,35 @@ def _after_failure(
     if may_retry:
         delay = policy.retry_delay(attempt)
         record["retried"] = True
-        retry = scheduled_record(
-            run.workflow,
-            run.step,
-            attempt + 1,
-            run.seq,
-            retried_task_id=record["taskId"],
-            callback_after_seconds=delay.seconds,
-        )
-        saved = run.store.save_tasks(
-            wf_id,
-            record,
-            retry,
-            expect=run.expect,
-            deadlines=scheduling_deadlines(retry, run.step, run.park_after, run.resend_after),
-            clear=attempt_deadlines(record, run.step),
-        )
+
+        def build() -> Transition:
+            seq = max((int(t.get("seq") or 0) for t in run.tasks), default=0) + 1
+            retry = scheduled_record(
+                run.workflow,
+                run.step,
+                attempt + 1,
+                seq,
+                ref=record["referenceTaskName"],
+                iteration=int(record.get("iteration") or 0),
+                retried_task_id=record["taskId"],
+                callback_after_seconds=delay.seconds,
+            )
+            if record.get("workflowTask"):
+                retry["workflowTask"], retry["taskType"] = record["workflowTask"], record["taskType"]
+            change = Change(
+                add=scheduling_deadlines(retry, run.step, run.park_after, run.timing.resend_after),
+                drop=attempt_deadlines(record, run.step),
+            )
+            change.write(record)
+            change.write(retry)
+            made["retry"] = retry
+            return Transition(change)
+
+        made: dict[str, dict[str, Any]] = {}
+        saved, _ = _store(run, build)
         if not saved.applied:
             return StepResult(Outcome.STOP, task_id=record["taskId"])
+        retry = made["retry"]
         if parks(retry, run.park_after):
             return StepResult(Outcome.PARKED, task_id=retry["taskId"])
         return StepResult(
@@ -458,19 +469,7 @@ def _after_failure(
         )
     if policy.optional:
         record["status"] = TaskStatus.COMPLETED_WITH_ERRORS.value
-        return _carry_on(run)
-    if policy.permissive:
-        return _carry_on(run)
-    final = workflow_status_for_failed_task(status)
-    finish = ending_fields(
-        run.plan, run.workflow, run.with_record(), final, failure_reason(record, final), [record]
-    )
-    finish, adds, clear = _workflow_ended(run, finish)
-    saved = run.store.save_tasks(
-        wf_id, record, None, finish, expect=run.expect, deadlines=adds, clear=clear + _ref_ended(run)
-    )
-    log_end(saved.ended, run.plan, wf_id, finish)
-    return StepResult(Outcome.STOP, task_id=record["taskId"], ended=final if saved.ended else None)
+    return _carry_on(run)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -482,11 +481,10 @@ def hard_timeout(
     wf_id: str,
     ref: str,
     attempt: int,
-    park_after: float = DEFAULT_PARK_AFTER,
-    resend_after: float | None = None,
+    timing: Timing = DEFAULT_TIMING,
 ) -> StepResult:
     """A worker process was killed at its hard time limit: time the attempt out, apply the policy."""
-    loaded = _load_attempt(store, wf_id, ref, attempt, park_after, resend_after=resend_after)
+    loaded = _load_attempt(store, wf_id, ref, attempt, timing)
     if isinstance(loaded, StepResult):
         return loaded
     if TaskStatus(loaded.record["status"]).terminal:
@@ -494,13 +492,11 @@ def hard_timeout(
     return _after_failure(loaded, TaskStatus.TIMED_OUT, timeout_reason(loaded.step, time_limit="hard"))
 
 
-def task_timed_out(
-    store: StateStore, deadline: Deadline, park_after: float, resend_after: float | None = None
-) -> StepResult:
+def task_timed_out(store: StateStore, deadline: Deadline, timing: Timing) -> StepResult:
     """timeoutSeconds passed for a running attempt whose step cannot be stopped (embedded): as in
     Conductor, TIMED_OUT and its timeoutPolicy (RETRY: the retry rules; TIME_OUT_WF: the workflow
     times out). Its thread runs on; the result it may still write is refused."""
-    run = _current(store, deadline, TaskStatus.IN_PROGRESS, "startTime", park_after, resend_after)
+    run = _current(store, deadline, TaskStatus.IN_PROGRESS, "startTime", timing)
     if run is None:
         return StepResult(Outcome.STOP)
     delay_ms = int(run.record.get("startDelayInSeconds") or 0) * 1000
@@ -515,13 +511,10 @@ def _current(
     deadline: Deadline,
     status: TaskStatus,
     token_field: str,
-    park_after: float,
-    resend_after: float | None,
+    timing: Timing,
 ) -> _Attempt | None:
     """The attempt a deadline was set for, if it is still in ``status`` with the same token."""
-    loaded = _load_attempt(
-        store, deadline.wf, deadline.ref, deadline.attempt, park_after, resend_after=resend_after
-    )
+    loaded = _load_attempt(store, deadline.wf, deadline.ref, deadline.attempt, timing)
     if isinstance(loaded, StepResult):
         return None
     record = loaded.record
@@ -533,9 +526,8 @@ def _current(
 def response_timed_out(
     store: StateStore,
     deadline: Deadline,
-    park_after: float,
+    timing: Timing,
     time_limit_grace: int = 30,
-    resend_after: float | None = None,
 ) -> StepResult:
     """responseTimeoutSeconds passed for a running attempt: TIMED_OUT, then the retry rules
     (whatever the timeoutPolicy). The worker that ran it may still finish; its writes are refused.
@@ -543,7 +535,7 @@ def response_timed_out(
     When timeoutSeconds is enforced by time limits and is due as well, it takes precedence (as in
     Conductor's decider): the worker's own limits act, and this check comes back once they must
     have (a worker that died)."""
-    run = _current(store, deadline, TaskStatus.IN_PROGRESS, "startTime", park_after, resend_after)
+    run = _current(store, deadline, TaskStatus.IN_PROGRESS, "startTime", timing)
     if run is None:
         return StepResult(Outcome.STOP)
     policy = run.step.policy
@@ -560,11 +552,9 @@ def response_timed_out(
     return _after_failure(run, TaskStatus.TIMED_OUT, reason, consult_timeout_policy=False)
 
 
-def poll_timed_out(
-    store: StateStore, deadline: Deadline, park_after: float, resend_after: float | None = None
-) -> StepResult:
+def poll_timed_out(store: StateStore, deadline: Deadline, timing: Timing) -> StepResult:
     """pollTimeoutSeconds passed for a SCHEDULED attempt nobody picked up: the timeoutPolicy."""
-    run = _current(store, deadline, TaskStatus.SCHEDULED, "scheduledTime", park_after, resend_after)
+    run = _current(store, deadline, TaskStatus.SCHEDULED, "scheduledTime", timing)
     if run is None:
         return StepResult(Outcome.STOP)
     policy, record = run.step.policy, run.record
@@ -582,11 +572,9 @@ def poll_timed_out(
     return _after_failure(run, TaskStatus.TIMED_OUT, reason)
 
 
-def total_timed_out(
-    store: StateStore, deadline: Deadline, park_after: float, resend_after: float | None = None
-) -> StepResult:
+def total_timed_out(store: StateStore, deadline: Deadline, timing: Timing) -> StepResult:
     """totalTimeoutSeconds passed while the task still has an attempt to finish: the timeoutPolicy."""
-    run = _load_attempt(store, deadline.wf, deadline.ref, None, park_after, resend_after=resend_after)
+    run = _load_attempt(store, deadline.wf, deadline.ref, None, timing)
     if isinstance(run, StepResult) or TaskStatus(run.record["status"]).terminal:
         return StepResult(Outcome.STOP)
     if _first_scheduled(run) != deadline.token:
@@ -598,48 +586,31 @@ def total_timed_out(
     return _after_failure(run, TaskStatus.TIMED_OUT, reason, budget_spent=True)
 
 
-@dataclass(frozen=True)
-class WorkflowTimeout:
-    ended: bool  # the workflow was ended TIMED_OUT by this call
-    running: list[str]  # Celery task ids of the attempts it canceled while they ran
-
-
-def workflow_timed_out(store: StateStore, deadline: Deadline) -> WorkflowTimeout:
-    """The workflow's timeoutSeconds passed: TIME_OUT_WF ends it TIMED_OUT and cancels its tasks,
-    ALERT_ONLY logs it."""
-    snap = store.snapshot(deadline.wf)
-    workflow = snap.workflow
-    plan = plan_of(store, workflow) if workflow is not None else None
-    nothing = WorkflowTimeout(False, [])
-    if plan is None or workflow is None or WorkflowStatus(workflow["status"]).terminal:
-        return nothing
-    if int(workflow.get("createTime") or 0) != deadline.token:
-        return nothing
-    elapsed = (now_ms() - deadline.token) // 1000
-    reason = (
-        f"Workflow timed out after {elapsed} seconds. Timeout configured as {plan.timeout_seconds} "
-        f"seconds. Timeout policy configured to {plan.timeout_policy}"
-    )
-    log.warning("workflow %s (%s): %s", deadline.wf, plan.name, reason)
-    if plan.timeout_policy != "TIME_OUT_WF":
-        return nothing
-    fields = ending_fields(plan, workflow, snap.tasks, WorkflowStatus.TIMED_OUT, reason)
-    fields, adds = with_failure_workflow(plan, deadline.wf, fields)
-    store.add_deadlines(adds)
-    if not store.finish_workflow(deadline.wf, fields):
-        return nothing
-    log_end(True, plan, deadline.wf, fields)
-    running = []
-    now = now_ms()
-    for task in snap.tasks:
-        status = TaskStatus(task["status"])
-        if status.terminal:
-            continue
-        if status is TaskStatus.IN_PROGRESS and task.get("celeryTaskId"):
-            running.append(task["celeryTaskId"])
-        task.update(
-            status=TaskStatus.CANCELED.value, endTime=now, updateTime=now, reasonForIncompletion=reason
+def workflow_timed_out(store: StateStore, deadline: Deadline) -> Transition | None:
+    """The workflow's timeoutSeconds passed: TIME_OUT_WF ends it TIMED_OUT and cancels its tasks
+    (the stored transition is returned: revoke and stop what it says), ALERT_ONLY logs it."""
+    for _ in range(MAX_CONFLICTS):
+        snap = store.snapshot(deadline.wf)
+        workflow = snap.workflow
+        plan = plan_of(store, workflow) if workflow is not None else None
+        if plan is None or workflow is None or WorkflowStatus(workflow["status"]).terminal:
+            return None
+        if int(workflow.get("createTime") or 0) != deadline.token:
+            return None
+        elapsed = (now_ms() - deadline.token) // 1000
+        reason = (
+            f"Workflow timed out after {elapsed} seconds. Timeout configured as {plan.timeout_seconds} "
+            f"seconds. Timeout policy configured to {plan.timeout_policy}"
         )
-        store.save_task(deadline.wf, task)
-        store.done(attempt_deadlines(task, plan.step(task["referenceTaskName"])))
-    return WorkflowTimeout(True, running)
+        if plan.timeout_policy != "TIME_OUT_WF":
+            log.warning("workflow %s (%s): %s", deadline.wf, plan.name, reason)
+            return None
+        transition = end(plan, workflow, snap.tasks, WorkflowStatus.TIMED_OUT, reason)
+        saved = store.apply(deadline.wf, transition.change, rev=int(workflow.get("_rev") or 0))
+        if saved.applied:
+            log.warning("workflow %s (%s): %s", deadline.wf, plan.name, reason)
+            log_end(True, plan, deadline.wf, transition.change.finish or {})
+            return transition
+        if not saved.conflict:
+            return None
+    return None

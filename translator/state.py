@@ -22,7 +22,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -57,7 +57,9 @@ class Deadline:
     Kinds: ``response`` (an IN_PROGRESS attempt's responseTimeoutSeconds), ``poll`` (a SCHEDULED
     attempt's pollTimeoutSeconds), ``total`` (a task's totalTimeoutSeconds), ``workflow`` (the
     workflow's timeoutSeconds), ``wake`` (send a parked attempt whose delay is over), ``failure``
-    (start the failureWorkflow of an ended workflow, if its ender could not).
+    (start the failureWorkflow of an ended workflow, if its ender could not), ``child`` (start the
+    workflow a SUB_WORKFLOW / START_WORKFLOW task names, if its decider could not), ``parent``
+    (report an ended sub-workflow to its parent's task, if its ender could not).
     """
 
     kind: str
@@ -93,6 +95,32 @@ def _removes(deadlines: Sequence[Deadline]) -> str:
 class Saved:
     applied: bool  # False: the record was not as expected (someone else decided), nothing written
     ended: bool  # the workflow was ended by this write
+    conflict: bool = False  # not applied only because another decision was stored since the read
+
+
+@dataclass
+class Change:
+    """One atomic write of an execution (``StateStore.apply``): task records to write (new or
+    changed, by taskId), task records to remove, deadlines to add and drop, and the fields that end
+    the workflow."""
+
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    created: set[str] = field(default_factory=set)  # of ``records``: written only if absent
+    remove: list[str] = field(default_factory=list)
+    add: list[Due] = field(default_factory=list)
+    drop: list[Deadline] = field(default_factory=list)
+    finish: dict[str, Any] | None = None
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.records[record["taskId"]] = record
+
+    def create(self, record: dict[str, Any]) -> None:
+        """A new task instance: never overwrites a stored record with its id."""
+        self.records[record["taskId"]] = record
+        self.created.add(record["taskId"])
+
+
+Expect = tuple[str, str, int]  # (taskId, status, startTime) a record must still have
 
 
 @dataclass
@@ -114,10 +142,10 @@ class StateStore(ABC):
         self,
         workflow: dict[str, Any],
         plan: str,
-        first_task: dict[str, Any] | None = None,
+        first_task: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
         deadlines: Sequence[Due] = (),
     ) -> bool:
-        """Store a new execution, its first SCHEDULED task (``seq`` 1) and its deadlines at once.
+        """Store a new execution, its first task records and its deadlines at once.
 
         ``plan`` is the plan's JSON text; it is stored once per distinct content (under its digest,
         which the record keeps in its ``_plan`` field), so workers parse each plan once. False (and
@@ -129,6 +157,14 @@ class StateStore(ABC):
         """Workflow fields and tasks in one round trip, reserving one ``seq`` number."""
 
     @abstractmethod
+    def apply(
+        self, wf_id: str, change: Change, *, expect: Expect | None = None, rev: int | None = None
+    ) -> Saved:
+        """Write ``change`` at once, while the workflow runs, only if the record ``expect`` names still
+        has that (status, startTime), and, with ``rev``, only if no other change was applied since the
+        read that returned that revision (``_rev``; else ``conflict``: read again and decide again).
+        Every applied change increments the revision."""
+
     def save_tasks(
         self,
         wf_id: str,
@@ -139,10 +175,13 @@ class StateStore(ABC):
         deadlines: Sequence[Due] = (),
         clear: Sequence[Deadline] = (),
     ) -> Saved:
-        """At once, while the workflow runs, and only if the stored record of ``task`` still has the
-        ``expect``-ed (status, startTime): write ``task``; add ``scheduled`` unless a record with its id
-        exists; register ``deadlines`` and drop ``clear``; apply ``finish`` (the fields that end the
-        workflow)."""
+        """``apply`` of one record (and one new SCHEDULED one), without a revision check."""
+        change = Change(add=list(deadlines), drop=list(clear), finish=finish)
+        change.write(task)
+        if scheduled is not None:
+            change.create(scheduled)
+        full = (task["taskId"], expect[0], expect[1]) if expect is not None else None
+        return self.apply(wf_id, change, expect=full)
 
     @abstractmethod
     def add_deadlines(self, deadlines: Sequence[Due]) -> None: ...
@@ -231,11 +270,12 @@ class MemoryStore(StateStore):
         self,
         workflow: dict[str, Any],
         plan: str,
-        first_task: dict[str, Any] | None = None,
+        first_task: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
         deadlines: Sequence[Due] = (),
     ) -> bool:
         wf_id = workflow["workflowId"]
         digest = plan_digest(plan)
+        first = _records(first_task)
         with self._lock:
             if wf_id in self._workflows:
                 return False
@@ -245,9 +285,9 @@ class MemoryStore(StateStore):
             self._plans[digest] = plan
             self._tasks[wf_id] = {}
             self._seq[wf_id] = 0
-            if first_task is not None:
-                self._tasks[wf_id][first_task["taskId"]] = json.dumps(first_task)
-                self._seq[wf_id] = 1
+            for task in first:
+                self._tasks[wf_id][task["taskId"]] = json.dumps(task)
+            self._seq[wf_id] = max((int(t.get("seq") or 0) for t in first), default=0)
             return True
 
     def snapshot(self, wf_id: str) -> Snapshot:
@@ -263,32 +303,30 @@ class MemoryStore(StateStore):
                 seq,
             )
 
-    def save_tasks(
-        self,
-        wf_id: str,
-        task: dict[str, Any],
-        scheduled: dict[str, Any] | None = None,
-        finish: dict[str, Any] | None = None,
-        expect: tuple[str, int] | None = None,
-        deadlines: Sequence[Due] = (),
-        clear: Sequence[Deadline] = (),
+    def apply(
+        self, wf_id: str, change: Change, *, expect: Expect | None = None, rev: int | None = None
     ) -> Saved:
         with self._lock:
             workflow = self._workflows.get(wf_id)
             if workflow is None or workflow["status"] in TERMINAL_WORKFLOW_STATUSES:
                 return Saved(False, False)
+            if rev is not None and int(workflow.get("_rev") or 0) != rev:
+                return Saved(False, False, conflict=True)
             records = self._tasks.setdefault(wf_id, {})
             if expect is not None:
-                current = records.get(task["taskId"])
+                current = records.get(expect[0])
                 found = json.loads(current) if current else None
-                if found is None or (found["status"], int(found.get("startTime") or 0)) != expect:
+                if found is None or (found["status"], int(found.get("startTime") or 0)) != expect[1:]:
                     return Saved(False, False)
-            records[task["taskId"]] = json.dumps(task)
-            if scheduled is not None and scheduled["taskId"] not in records:
-                records[scheduled["taskId"]] = json.dumps(scheduled)
-            self._register(deadlines, clear)
-            if finish is not None:
-                workflow.update(json.loads(json.dumps(finish)))
+            for task_id, record in change.records.items():
+                if task_id not in change.created or task_id not in records:
+                    records[task_id] = json.dumps(record)
+            for task_id in change.remove:
+                records.pop(task_id, None)
+            self._register(change.add, change.drop)
+            workflow["_rev"] = int(workflow.get("_rev") or 0) + 1
+            if change.finish is not None:
+                workflow.update(json.loads(json.dumps(change.finish)))
                 return Saved(True, True)
             return Saved(True, False)
 
@@ -462,36 +500,52 @@ return status
 """
 )
 
-# KEYS: tasks, workflow, seq, deadlines. ARGV: taskId, task JSON, expected status ('' = none),
-# expected startTime, scheduled id ('' = none), scheduled JSON, ttl once ended, deadlines to add,
-# deadlines to drop, terminal statuses, prefix, workflow id, then field/value pairs that end the workflow.
-_SAVE_SCRIPT = (
+# KEYS: tasks, workflow, seq, deadlines. ARGV: expected taskId ('' = none), its status and startTime,
+# revision ('' = any), ttl once ended, deadlines to add, deadlines to drop, terminal statuses, prefix,
+# workflow id, the number of records, then taskId/JSON/create-only ('1': HSETNX) triples, the number of ids to remove, the ids,
+# then the field/value pairs that end the workflow. Returns {applied, ended, conflict}.
+_APPLY_SCRIPT = (
     _DEADLINES_LUA
     + _LIFETIME_LUA
     + """
 local wstatus = redis.call('HGET', KEYS[2], 'status')
-if not wstatus then return {0, 0} end
+if not wstatus then return {0, 0, 0} end
 wstatus = cjson.decode(wstatus)
-for s in string.gmatch(ARGV[10], '[^,]+') do
-  if wstatus == s then return {0, 0} end
+for s in string.gmatch(ARGV[8], '[^,]+') do
+  if wstatus == s then return {0, 0, 0} end
 end
-if ARGV[3] ~= '' then
+local rev = tonumber(redis.call('HGET', KEYS[2], '_rev') or '0')
+if ARGV[4] ~= '' and tonumber(ARGV[4]) ~= rev then return {0, 0, 1} end
+if ARGV[1] ~= '' then
   local current = redis.call('HGET', KEYS[1], ARGV[1])
-  if not current then return {0, 0} end
+  if not current then return {0, 0, 0} end
   local record = cjson.decode(current)
-  if record['status'] ~= ARGV[3] or string.format('%d', record['startTime'] or 0) ~= ARGV[4] then
-    return {0, 0}
+  if record['status'] ~= ARGV[2] or string.format('%d', record['startTime'] or 0) ~= ARGV[3] then
+    return {0, 0, 0}
   end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if ARGV[5] ~= '' then redis.call('HSETNX', KEYS[1], ARGV[5], ARGV[6]) end
-deadlines(KEYS[4], ARGV[8], ARGV[9])
-if #ARGV > 12 then
-  for i = 13, #ARGV - 1, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
-  ended({KEYS[2], KEYS[1], KEYS[3]}, tonumber(ARGV[7]), ARGV[11], ARGV[12])
-  return {1, 1}
+local i = 11
+local n = tonumber(ARGV[i])
+for j = 1, n do
+  local at = i + 3 * j - 2
+  if ARGV[at + 2] == '1' then
+    redis.call('HSETNX', KEYS[1], ARGV[at], ARGV[at + 1])
+  else
+    redis.call('HSET', KEYS[1], ARGV[at], ARGV[at + 1])
+  end
 end
-return {1, 0}
+i = i + 3 * n + 1
+n = tonumber(ARGV[i])
+for j = 1, n do redis.call('HDEL', KEYS[1], ARGV[i + j]) end
+i = i + n + 1
+deadlines(KEYS[4], ARGV[6], ARGV[7])
+redis.call('HSET', KEYS[2], '_rev', rev + 1)
+if #ARGV >= i then
+  for k = i, #ARGV - 1, 2 do redis.call('HSET', KEYS[2], ARGV[k], ARGV[k + 1]) end
+  ended({KEYS[2], KEYS[1], KEYS[3]}, tonumber(ARGV[5]), ARGV[9], ARGV[10])
+  return {1, 1, 0}
+end
+return {1, 0, 0}
 """
 )
 
@@ -541,6 +595,12 @@ return due
 """
 
 
+def _records(tasks: dict[str, Any] | Sequence[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    if tasks is None:
+        return []
+    return [tasks] if isinstance(tasks, dict) else list(tasks)
+
+
 def _pairs(fields: dict[str, Any]) -> list[str]:
     """Field/value arguments of a script, values JSON-encoded."""
     return [item for name, value in fields.items() for item in (name, json.dumps(value))]
@@ -563,7 +623,7 @@ class RedisStore(StateStore):
         )
         self._finish = self.client.register_script(_FINISH_SCRIPT)
         self._claim = self.client.register_script(_CLAIM_SCRIPT)
-        self._save = self.client.register_script(_SAVE_SCRIPT)
+        self._apply = self.client.register_script(_APPLY_SCRIPT)
         self._snapshot = self.client.register_script(_SNAPSHOT_SCRIPT)
         self._hset = self.client.register_script(_HSET_SCRIPT)
         self._incr = self.client.register_script(_INCR_SCRIPT)
@@ -603,11 +663,12 @@ class RedisStore(StateStore):
         self,
         workflow: dict[str, Any],
         plan: str,
-        first_task: dict[str, Any] | None = None,
+        first_task: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
         deadlines: Sequence[Due] = (),
     ) -> bool:
         wf_id = workflow["workflowId"]
         main, tasks, seq = self._keys(wf_id)
+        first = _records(first_task)
         digest = plan_digest(plan)
         plan_key = self._plan_key(digest)
         if not self.client.hsetnx(main, "workflowId", json.dumps(wf_id)):
@@ -619,9 +680,9 @@ class RedisStore(StateStore):
             pipe.set(plan_key, plan)  # no TTL while a workflow runs it (SET clears an ended one's)
             pipe.hset(plan_key + ":refs", wf_id, 1)
             pipe.persist(plan_key + ":refs")
-            if first_task is not None:
-                pipe.hset(tasks, first_task["taskId"], json.dumps(first_task))
-                pipe.set(seq, 1)
+            if first:
+                pipe.hset(tasks, mapping={t["taskId"]: json.dumps(t) for t in first})
+                pipe.set(seq, max(int(t.get("seq") or 0) for t in first))
             if deadlines:
                 pipe.zadd(self.deadlines_key, {deadline.member(): due for deadline, due in deadlines})
             pipe.execute()
@@ -635,34 +696,29 @@ class RedisStore(StateStore):
         records = sorted((json.loads(v) for v in raw_tasks), key=lambda t: t.get("seq", 0))
         return Snapshot({k: json.loads(v) for k, v in pairs}, records, int(reserved))
 
-    def save_tasks(
-        self,
-        wf_id: str,
-        task: dict[str, Any],
-        scheduled: dict[str, Any] | None = None,
-        finish: dict[str, Any] | None = None,
-        expect: tuple[str, int] | None = None,
-        deadlines: Sequence[Due] = (),
-        clear: Sequence[Deadline] = (),
+    def apply(
+        self, wf_id: str, change: Change, *, expect: Expect | None = None, rev: int | None = None
     ) -> Saved:
         main, tasks, seq = self._keys(wf_id)
         args: list[Any] = [
-            task["taskId"],
-            json.dumps(task),
             expect[0] if expect else "",
-            str(int(expect[1])) if expect else "",
-            scheduled["taskId"] if scheduled else "",
-            json.dumps(scheduled) if scheduled else "",
-            self._end_ttl(finish or {}),
-            _adds(deadlines),
-            _removes(clear),
+            expect[1] if expect else "",
+            str(int(expect[2])) if expect else "",
+            "" if rev is None else str(rev),
+            self._end_ttl(change.finish or {}),
+            _adds(change.add),
+            _removes(change.drop),
             ",".join(TERMINAL_WORKFLOW_STATUSES),
             self.prefix,
             wf_id,
-            *_pairs(finish or {}),
+            len(change.records),
         ]
-        applied, ended = self._save(keys=[tasks, main, seq, self.deadlines_key], args=args)
-        return Saved(bool(applied), bool(ended))
+        for task_id, record in change.records.items():
+            args += [task_id, json.dumps(record), "1" if task_id in change.created else "0"]
+        args += [len(change.remove), *change.remove]
+        args += _pairs(change.finish or {})
+        applied, ended, conflict = self._apply(keys=[tasks, main, seq, self.deadlines_key], args=args)
+        return Saved(bool(applied), bool(ended), bool(conflict))
 
     def add_deadlines(self, deadlines: Sequence[Due]) -> None:
         if deadlines:

@@ -14,7 +14,9 @@ comes back after a lease, so a sweeper that dies loses nothing) and handles them
 * ``workflow``: the workflow's timeoutSeconds (TIME_OUT_WF: TIMED_OUT, its tasks canceled and
   running ones revoked; ALERT_ONLY: logged);
 * ``wake``: an attempt whose delay was too long for a broker countdown is sent now;
-* ``failure``: a failureWorkflow its workflow's ender did not start is started.
+* ``failure``: a failureWorkflow its workflow's ender did not start is started;
+* ``child``: a SUB_WORKFLOW / START_WORKFLOW's workflow its decider did not start is started;
+* ``parent``: an ended sub-workflow its ender did not report is reported to its parent's task.
 
 Every handler checks the record it was set for is unchanged (same status and token), so stale
 deadlines do nothing.
@@ -29,11 +31,12 @@ import redis
 from celery import Celery
 
 from translator import runtime
-from translator.compiler import hard_timeout_grace, park_after, resend_after
+from translator.compiler import hard_timeout_grace, resend_after, timing_of
 from translator.deadlines import TIMEOUTS_BY_DEADLINE
-from translator.dispatch import follow, send_from, start_failure_workflow
+from translator.decide import attempt_id, child_start, step_of
+from translator.dispatch import follow, follow_up, notify_parent, resend, start_child, start_failure_workflow
 from translator.limits import Limiter
-from translator.records import attempt_id, plan_of
+from translator.records import plan_of
 from translator.runtime import Outcome, StepResult
 from translator.state import Deadline, StateStore, now_ms
 
@@ -104,30 +107,34 @@ class Sweeper:
 
     def handle(self, deadline: Deadline) -> float | None:
         """Act on one due deadline; returns seconds after which to look at it again, if any."""
-        park, resend = park_after(self.app), resend_after(self.app)
+        timing = timing_of(self.app)
         if deadline.kind == "response":
             # timeoutSeconds takes precedence: by time limits (and their grace), or by deadline
             grace = 0 if self.app.conf.get(TIMEOUTS_BY_DEADLINE) else hard_timeout_grace(self.app)
-            result = runtime.response_timed_out(self.store, deadline, park, grace, resend)
+            result = runtime.response_timed_out(self.store, deadline, timing, grace)
             if result.outcome is Outcome.DEFER:
                 return result.countdown
             self._follow(deadline, result, release_slot=result.task_id is not None)
         elif deadline.kind == "timeout":
-            result = runtime.task_timed_out(self.store, deadline, park, resend)
+            result = runtime.task_timed_out(self.store, deadline, timing)
             self._follow(deadline, result, release_slot=result.task_id is not None)
         elif deadline.kind == "poll":
-            self._follow(deadline, runtime.poll_timed_out(self.store, deadline, park, resend))
+            self._follow(deadline, runtime.poll_timed_out(self.store, deadline, timing))
         elif deadline.kind == "total":
-            self._follow(deadline, runtime.total_timed_out(self.store, deadline, park, resend))
+            self._follow(deadline, runtime.total_timed_out(self.store, deadline, timing))
         elif deadline.kind == "wake":
             return self._wake(deadline)
         elif deadline.kind == "workflow":
-            timed_out = runtime.workflow_timed_out(self.store, deadline)
-            if timed_out.ended:
-                self._revoke(timed_out.running)
-                start_failure_workflow(self.app, self.store, deadline.wf)
+            transition = runtime.workflow_timed_out(self.store, deadline)
+            plan = plan_of(self.store, self.store.workflow_fields(deadline.wf) or {})
+            if transition is not None and plan is not None:
+                follow_up(self.app, self.store, plan, deadline.wf, transition)
         elif deadline.kind == "failure":
             start_failure_workflow(self.app, self.store, deadline.wf)
+        elif deadline.kind == "parent":
+            notify_parent(self.app, self.store, deadline.wf)
+        elif deadline.kind == "child":
+            self._start_child(deadline)
         else:
             log.warning("sweeper: unknown deadline kind %r dropped", deadline.kind)
         return None
@@ -141,11 +148,13 @@ class Sweeper:
         plan = plan_of(self.store, fields) if fields is not None else None
         if plan is None:
             return
-        policy = plan.step(deadline.ref).policy
-        if release_slot and self.limiter is not None and policy.concurrent_exec_limit > 0:
-            task_id = attempt_id(deadline.wf, deadline.ref, deadline.attempt)
-            self.limiter.release(policy.task_def_name, task_id)
-        follow(self.app, self.store, plan, deadline.wf, deadline.ref, result)
+        task_id = attempt_id(deadline.wf, deadline.ref, deadline.attempt)
+        record = next((t for t in self.store.tasks(deadline.wf) if t["taskId"] == task_id), None)
+        if release_slot and self.limiter is not None and record is not None:
+            policy = step_of(plan, record).policy
+            if policy.concurrent_exec_limit > 0:
+                self.limiter.release(policy.task_def_name, task_id)
+        follow(self.app, self.store, plan, deadline.wf, result)
 
     def _wake(self, deadline: Deadline) -> float | None:
         """Send an attempt that still waits (SCHEDULED, same scheduledTime): parked, or its message
@@ -158,13 +167,19 @@ class Sweeper:
         record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
         if record is None or record["status"] != "SCHEDULED" or record["scheduledTime"] != deadline.token:
             return None
-        send_from(self.app, plan, deadline.wf, deadline.ref, deadline.attempt, countdown=0)
+        resend(self.app, self.store, plan, deadline.wf, record)
         return resend_after(self.app)
 
-    def _revoke(self, celery_ids: list[str]) -> None:
-        """Stop the attempts a workflow timeout canceled while they ran (prefork pools)."""
-        if celery_ids:
-            try:
-                self.app.control.revoke(celery_ids, terminate=True, signal="SIGTERM")
-            except Exception:
-                log.warning("sweeper: could not revoke %s", celery_ids, exc_info=True)
+    def _start_child(self, deadline: Deadline) -> None:
+        """Start the workflow of a SUB_WORKFLOW / START_WORKFLOW task whose decider died first."""
+        snap = self.store.snapshot(deadline.wf)
+        plan = plan_of(self.store, snap.workflow) if snap.workflow is not None else None
+        task_id = attempt_id(deadline.wf, deadline.ref, deadline.attempt)
+        record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
+        if plan is None or snap.workflow is None or record is None:
+            return
+        if record["taskType"] == "SUB_WORKFLOW" and record["status"] != "IN_PROGRESS":
+            return
+        child = child_start(plan, snap.workflow, record)
+        if child is not None:
+            start_child(self.app, self.store, deadline.wf, child)

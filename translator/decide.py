@@ -1,0 +1,1095 @@
+"""The decider: what a workflow does next, as one pure function of its plan and its records.
+
+``decide(plan, workflow, tasks, changed)`` walks the plan tree against the execution's task records
+(``changed``: the records an event just changed, already in their new state) and returns a
+:class:`Transition`: the records to write (new task instances and system tasks' updates), the worker
+tasks to send now, the sub-workflows to start, the deadlines to add and drop, and the workflow's end
+if it ends. No I/O: the caller applies the transition in one atomic store write (``StateStore.apply``,
+checked against the execution's revision) and then sends what it says. Everything that moves a
+workflow forward goes this way: a step that ended, a timeout the sweeper found, a killed step, a child
+workflow that ended, a workflow timeout.
+
+As in Conductor's ``DeciderService``, system tasks are decided inline: SWITCH/DECISION pick a case,
+FORK_JOIN starts its branches, JOIN completes when its ``joinOn`` tasks are terminal, DO_WHILE runs
+its body again while its condition holds, TERMINATE ends the workflow. Only worker tasks (and
+sub-workflows) leave the decider as messages. Retries of a worker task are decided by the step that
+ran it (``runtime``), with the task definition's policy; the decider sees a failed attempt only once
+it is final.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from translator.deadlines import (
+    DEFAULT_PARK_AFTER,
+    attempt_deadlines,
+    child_deadline,
+    parks,
+    scheduling_deadlines,
+    total_deadline,
+    workflow_deadline,
+)
+from translator.errors import ExpressionError, TranslatorError
+from translator.expressions import allowed_environment, copy_json, resolve, resolve_task_input
+from translator.plan import (
+    Dynamic,
+    DynamicFork,
+    Fork,
+    Join,
+    Loop,
+    Node,
+    Plan,
+    Sequence,
+    Step,
+    SubWorkflow,
+    Switch,
+    Terminate,
+    base_ref,
+    iteration_ref,
+    plan_runtime_task,
+    runtime_workflow,
+)
+from translator.state import Change, Deadline, Due, now_ms
+from translator.status import TaskStatus, WorkflowStatus, workflow_status_for_failed_task
+from translator.text import REASON_LIMIT, shorten
+
+log = logging.getLogger("translator.decide")
+
+MAX_PASSES = 10_000  # walks per decision: each pass that changes nothing ends it; a bound against bugs
+FAILURE_WORKFLOW_KEY = "conductor.failure_workflow"
+FAILURE_WORKFLOW_STATUSES = (WorkflowStatus.FAILED, WorkflowStatus.TIMED_OUT, WorkflowStatus.TERMINATED)
+SUCCESSFUL_TASK = frozenset({"COMPLETED", "COMPLETED_WITH_ERRORS", "SKIPPED"})
+TERMINATION_STATUSES = ("COMPLETED", "FAILED", "TERMINATED")
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Delays that shape scheduling: ``park_after`` (longer delays wait in the store, not the
+    broker) and ``resend_after`` (a SCHEDULED attempt's message is sent again that long after it is
+    due, when a transport may lose it; None: never)."""
+
+    park_after: float = DEFAULT_PARK_AFTER
+    resend_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """A worker task to send now: attempt ``attempt`` of ``ref`` after ``countdown`` seconds
+    (None: its startDelay)."""
+
+    ref: str
+    step: Step
+    attempt: int = 0
+    countdown: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChildStart:
+    """A workflow to start once the transition is stored: a SUB_WORKFLOW's child (``parent_task``
+    set: it reports its end to that task) or a START_WORKFLOW's (fire and forget)."""
+
+    workflow_id: str
+    plan: Plan
+    input: dict[str, Any]
+    correlation_id: str | None
+    parent_task: str | None  # the SUB_WORKFLOW task's id
+    ref: str
+    attempt: int
+
+
+DEFAULT_TIMING = Timing()
+
+
+@dataclass
+class Transition:
+    """What one decision changes. ``change`` is the store write; the rest is done after it."""
+
+    change: Change = field(default_factory=Change)
+    send: list[Dispatch] = field(default_factory=list)
+    children: list[ChildStart] = field(default_factory=list)
+    ended: WorkflowStatus | None = None  # the workflow ends with this status
+    revoke: list[str] = field(default_factory=list)  # Celery ids of canceled running attempts
+    stop_children: list[str] = field(default_factory=list)  # child workflows to terminate
+
+
+class DecisionError(TranslatorError):
+    """A system task could not be decided (bad input, a script error): its task fails with this."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Records
+
+
+def attempt_id(wf_id: str, ref: str, attempt: int) -> str:
+    """The taskId of attempt ``attempt`` of ``ref``: stable across redeliveries."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"translator:{wf_id}:{ref}:{attempt}"))
+
+
+def child_workflow_id(task_id: str) -> str:
+    """The id of the workflow a SUB_WORKFLOW / START_WORKFLOW task starts (fixed: started once)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"translator:{task_id}:child"))
+
+
+def new_record(
+    workflow: Mapping[str, Any],
+    ref: str,
+    task_type: str,
+    def_name: str,
+    attempt: int,
+    seq: int,
+    *,
+    iteration: int = 0,
+    status: TaskStatus = TaskStatus.SCHEDULED,
+    now: int | None = None,
+) -> dict[str, Any]:
+    """A task instance in Conductor's Task shape."""
+    wf_id = workflow["workflowId"]
+    now = now_ms() if now is None else now
+    running = status is not TaskStatus.SCHEDULED
+    return {
+        "taskId": attempt_id(wf_id, ref, attempt),
+        "taskType": task_type,
+        "taskDefName": def_name,
+        "referenceTaskName": ref,
+        "status": status.value,
+        "inputData": {},
+        "outputData": {},
+        "workflowInstanceId": wf_id,
+        "workflowType": workflow.get("workflowName"),
+        "correlationId": workflow.get("correlationId"),
+        "seq": seq,
+        "retryCount": attempt,
+        "retriedTaskId": None,
+        "retried": False,
+        "executed": False,
+        "pollCount": 0,
+        "scheduledTime": now,
+        "startTime": now if running else 0,
+        "endTime": now if status.terminal else 0,
+        "updateTime": now,
+        "startDelayInSeconds": 0,
+        "callbackAfterSeconds": 0,
+        "responseTimeoutSeconds": 0,
+        "workflowPriority": workflow.get("priority", 0),
+        "iteration": iteration,
+    }
+
+
+def scheduled_record(
+    workflow: Mapping[str, Any],
+    step: Step,
+    attempt: int,
+    seq: int,
+    *,
+    ref: str | None = None,
+    iteration: int = 0,
+    retried_task_id: str | None = None,
+    callback_after_seconds: int = 0,
+) -> dict[str, Any]:
+    """A new SCHEDULED attempt of a worker task (``ref``: its reference in a loop iteration)."""
+    policy = step.policy
+    start_delay = policy.start_delay if attempt == 0 else 0
+    record = new_record(
+        workflow, ref or step.ref, step.name, policy.task_def_name, attempt, seq, iteration=iteration
+    )
+    record.update(
+        retriedTaskId=retried_task_id,
+        startDelayInSeconds=start_delay,
+        callbackAfterSeconds=callback_after_seconds or start_delay,
+        responseTimeoutSeconds=policy.response_timeout_seconds,
+        rateLimitPerFrequency=policy.rate_limit_per_frequency,
+        rateLimitFrequencyInSeconds=policy.rate_limit_frequency_in_seconds,
+    )
+    return record
+
+
+@lru_cache(maxsize=4096)
+def _runtime_step(plan: Plan, task_json: str) -> Step:
+    import json
+
+    return plan_runtime_task(plan, json.loads(task_json))
+
+
+def step_of(plan: Plan, record: Mapping[str, Any]) -> Step:
+    """The worker task a record is an attempt of: the plan's, or the one planned at run time (a
+    dynamic fork's branch, a DYNAMIC task) from the ``workflowTask`` the record carries."""
+    task = record.get("workflowTask")
+    if task:
+        import json
+
+        return _runtime_step(plan, json.dumps(task, sort_keys=True))
+    return plan.step(record["referenceTaskName"])
+
+
+def evaluation_document(workflow: Mapping[str, Any], tasks: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The document ``${...}`` reads (reference §5.1). The latest attempt of each reference wins;
+    a DO_WHILE body task is found by its reference without ``__<iteration>`` (latest iteration)."""
+    document: dict[str, Any] = {
+        "workflow": {
+            "input": workflow.get("input", {}),
+            "output": workflow.get("output", {}),
+            "status": workflow.get("status"),
+            "workflowId": workflow.get("workflowId"),
+            "parentWorkflowId": workflow.get("parentWorkflowId"),
+            "parentWorkflowTaskId": workflow.get("parentWorkflowTaskId"),
+            "workflowType": workflow.get("workflowName"),
+            "version": workflow.get("workflowVersion"),
+            "correlationId": workflow.get("correlationId"),
+            "reasonForIncompletion": workflow.get("reasonForIncompletion"),
+            "schemaVersion": 2,
+            "variables": workflow.get("variables", {}),
+        }
+    }
+    for task in sorted(tasks, key=lambda t: t.get("seq", 0)):  # later attempts overwrite earlier ones
+        entry = {name: task.get(name) for name in _TASK_DOCUMENT_FIELDS}
+        entry["input"] = task.get("inputData", {})
+        entry["output"] = task.get("outputData", {})
+        ref = task["referenceTaskName"]
+        document[base_ref(ref) if task.get("iteration") else ref] = entry
+    return document
+
+
+_TASK_DOCUMENT_FIELDS = (
+    "taskType",
+    "status",
+    "referenceTaskName",
+    "retryCount",
+    "correlationId",
+    "pollCount",
+    "taskDefName",
+    "scheduledTime",
+    "startTime",
+    "endTime",
+    "workflowInstanceId",
+    "taskId",
+    "reasonForIncompletion",
+    "callbackAfterSeconds",
+    "workerId",
+    "iteration",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ending a workflow
+
+
+def failure_reason(task: Mapping[str, Any], status: WorkflowStatus) -> str:
+    return (
+        f"Task {task['taskId']} failed with status: {status.value} and reason: "
+        f"'{task.get('reasonForIncompletion') or ''}'"
+    )
+
+
+def workflow_output(plan: Plan, workflow: Mapping[str, Any], tasks: list[dict[str, Any]]) -> Any:
+    """Reference §2.3: a completed TERMINATE's output, else outputParameters resolved, else the
+    output of the last task in execution order."""
+    for task in tasks:
+        if task.get("taskType") == "TERMINATE" and task.get("status") == "COMPLETED":
+            return task.get("outputData") or {}
+    if plan.output_parameters:
+        document = evaluation_document(workflow, tasks)
+        try:
+            return resolve(plan.output_parameters, document, env=allowed_environment())
+        except ExpressionError as exc:
+            log.warning("workflow %s: output parameters: %s", workflow.get("workflowId"), exc)
+            return {}
+    executed = [t for t in tasks if t.get("status") != TaskStatus.SCHEDULED.value]
+    return executed[-1].get("outputData", {}) if executed else {}
+
+
+def failure_plan(plan: Plan, workflow: Mapping[str, Any]) -> Plan | None:
+    """The failureWorkflow to start when ``workflow`` fails: named, or read from its input."""
+    if plan.failure is not None:
+        return plan.failure
+    if plan.failure_from_input:
+        name = (workflow.get("input") or {}).get(plan.failure_from_input)
+        if isinstance(name, str) and name:
+            found = runtime_workflow(plan, name)
+            if found is None:
+                log.warning(
+                    "workflow %s: failure workflow %r (from input %r) is not among the known definitions",
+                    workflow.get("workflowId"),
+                    name,
+                    plan.failure_from_input,
+                )
+            return found
+    return None
+
+
+def failure_workflow_id(wf_id: str) -> str:
+    """The id of the failureWorkflow started for ``wf_id`` (fixed, so it is started once)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"translator:{wf_id}:failureWorkflow"))
+
+
+def ending_fields(
+    plan: Plan,
+    workflow: Mapping[str, Any],
+    tasks: list[dict[str, Any]],
+    status: WorkflowStatus,
+    reason: str | None = None,
+    now: int | None = None,
+) -> dict[str, Any]:
+    """The fields that end a workflow: status, output (§2.3), times, reason, failed tasks (every
+    FAILED / FAILED_WITH_TERMINAL_ERROR instance, retried ones included; none for a timeout)."""
+    now = now_ms() if now is None else now
+    fields: dict[str, Any] = {
+        "status": status.value,
+        "output": workflow_output(plan, workflow, tasks),
+        "endTime": now,
+        "updateTime": now,
+    }
+    if reason is not None:
+        fields["reasonForIncompletion"] = reason
+    if status in (WorkflowStatus.COMPLETED, WorkflowStatus.FAILED):
+        failed = [t for t in tasks if t.get("status") in ("FAILED", "FAILED_WITH_TERMINAL_ERROR")]
+        if failed:
+            fields["failedReferenceTaskNames"] = sorted({t["referenceTaskName"] for t in failed})
+            fields["failedTaskNames"] = sorted({t.get("taskDefName") or "" for t in failed})
+    if status in FAILURE_WORKFLOW_STATUSES and failure_plan(plan, workflow) is not None:
+        output = fields["output"] if isinstance(fields["output"], dict) else {}
+        fields["output"] = {**output, FAILURE_WORKFLOW_KEY: failure_workflow_id(workflow["workflowId"])}
+    return fields
+
+
+def end(
+    plan: Plan,
+    workflow: Mapping[str, Any],
+    tasks: list[dict[str, Any]],
+    status: WorkflowStatus,
+    reason: str | None,
+    transition: Transition | None = None,
+    now: int | None = None,
+) -> Transition:
+    """End the workflow: every non-terminal task CANCELED (running attempts revoked, child
+    workflows terminated), its deadlines dropped, the ending fields written."""
+    from translator.deadlines import ended_deadlines
+
+    transition = transition or Transition()
+    change = transition.change
+    now = now_ms() if now is None else now
+    for task in tasks:
+        if TaskStatus(task["status"]).terminal:
+            continue
+        canceled = {
+            **task,
+            "status": TaskStatus.CANCELED.value,
+            "endTime": now,
+            "updateTime": now,
+            "reasonForIncompletion": reason or f"Workflow is {status.value}",
+        }
+        change.write(canceled)
+        if task.get("celeryTaskId") and task["status"] == TaskStatus.IN_PROGRESS.value:
+            transition.revoke.append(task["celeryTaskId"])
+        if task.get("subWorkflowId") and task.get("taskType") == "SUB_WORKFLOW":
+            transition.stop_children.append(task["subWorkflowId"])
+        change.drop += _task_deadlines(plan, task)
+    final = [change.records.get(t["taskId"], t) for t in tasks]
+    change.finish = ending_fields(plan, workflow, final, status, reason, now)
+    timeout = workflow_deadline(workflow, plan)
+    if timeout is not None:
+        change.drop.append(timeout[0])
+    change.add += ended_deadlines(workflow, change.finish, failure_plan(plan, workflow) is not None)
+    transition.send.clear()
+    transition.children = [c for c in transition.children if c.parent_task is None]
+    transition.ended = status
+    return transition
+
+
+def _task_deadlines(plan: Plan, task: Mapping[str, Any]) -> list[Deadline]:
+    if task.get("taskType") in ("SUB_WORKFLOW", "START_WORKFLOW"):
+        return [child_deadline(task)[0]]
+    try:
+        step = step_of(plan, task)
+    except (KeyError, TranslatorError):
+        return []
+    return attempt_deadlines(task, step)
+
+
+# ---------------------------------------------------------------------------------------------
+# The decision
+
+
+def decide(
+    plan: Plan,
+    workflow: Mapping[str, Any],
+    tasks: Iterable[Mapping[str, Any]],
+    changed: Iterable[Mapping[str, Any]] = (),
+    timing: Timing = DEFAULT_TIMING,
+    now: int | None = None,
+) -> Transition:
+    """What happens next in ``workflow``, given its task records and the ones an event ``changed``."""
+    decider = _Decider(plan, workflow, tasks, changed, timing, now_ms() if now is None else now)
+    return decider.run()
+
+
+class _Decider:
+    def __init__(
+        self,
+        plan: Plan,
+        workflow: Mapping[str, Any],
+        tasks: Iterable[Mapping[str, Any]],
+        changed: Iterable[Mapping[str, Any]],
+        timing: Timing,
+        now: int,
+    ) -> None:
+        self.plan, self.workflow, self.timing, self.now = plan, workflow, timing, now
+        self.records: dict[str, dict[str, Any]] = {t["taskId"]: dict(t) for t in tasks}
+        self.transition = Transition()
+        for record in changed:
+            self.records[record["taskId"]] = dict(record)
+            self.transition.change.write(dict(record))
+        self.latest: dict[str, dict[str, Any]] = {}
+        for record in sorted(self.records.values(), key=_order):
+            self.latest[record["referenceTaskName"]] = record
+        self.seq = max((int(t.get("seq") or 0) for t in self.records.values()), default=0)
+        self.failed: dict[str, Any] | None = None
+        self.permissive_failed: list[dict[str, Any]] = []
+        self.terminated: tuple[WorkflowStatus, str] | None = None
+        self.progress = False
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def put(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Record a new or changed task instance."""
+        new = record["taskId"] not in self.records
+        self.records[record["taskId"]] = record
+        self.latest[record["referenceTaskName"]] = record
+        if new:
+            self.transition.change.create(record)
+        else:
+            self.transition.change.write(record)
+        self.progress = True
+        return record
+
+    def system_record(
+        self, node: Node, ref: str, iteration: int, status: TaskStatus, task_type: str | None = None
+    ) -> dict[str, Any]:
+        record = new_record(
+            self.workflow,
+            ref,
+            task_type or node.type,
+            node.name,
+            0,
+            self.next_seq(),
+            iteration=iteration,
+            status=status,
+            now=self.now,
+        )
+        record["executed"] = status.terminal
+        return record
+
+    def document(self) -> dict[str, Any]:
+        return evaluation_document(self.workflow, self.records.values())
+
+    def resolve_input(self, params: Mapping[str, Any], task_id: str) -> dict[str, Any]:
+        return resolve_task_input(params, self.document(), task_id=task_id, env=allowed_environment())
+
+    def finish_record(
+        self, record: dict[str, Any], status: TaskStatus, output: Any = None, reason: str | None = None
+    ) -> dict[str, Any]:
+        updated = {**record, "status": status.value, "endTime": self.now, "updateTime": self.now}
+        if output is not None:
+            updated["outputData"] = output
+        if reason is not None:
+            updated["reasonForIncompletion"] = shorten(reason, REASON_LIMIT, quote=False)
+        updated["executed"] = True
+        return self.put(updated)
+
+    def fail(self, record: Mapping[str, Any]) -> None:
+        if self.failed is None:
+            self.failed = dict(record)
+
+    # -- the walk ------------------------------------------------------------------------------
+
+    def run(self) -> Transition:
+        if WorkflowStatus(self.workflow["status"]).terminal:
+            return self.transition
+        done = False
+        for _ in range(MAX_PASSES):
+            self.progress = False
+            done = self.sequence(self.plan.root, 0)
+            if self.failed is not None or self.terminated is not None or not self.progress:
+                break
+        tasks = sorted(self.records.values(), key=_order)
+        if self.terminated is not None:
+            status, reason = self.terminated
+            return end(self.plan, self.workflow, tasks, status, reason, self.transition, self.now)
+        if self.failed is not None:
+            status = workflow_status_for_failed_task(TaskStatus(self.failed["status"]))
+            reason = failure_reason(self.failed, status)
+            return end(self.plan, self.workflow, tasks, status, reason, self.transition, self.now)
+        if done and all(TaskStatus(t["status"]).terminal for t in tasks):
+            if self.permissive_failed:
+                first = self.permissive_failed[0]
+                reason = failure_reason(first, WorkflowStatus.FAILED)
+                return end(
+                    self.plan, self.workflow, tasks, WorkflowStatus.FAILED, reason, self.transition, self.now
+                )
+            return end(
+                self.plan, self.workflow, tasks, WorkflowStatus.COMPLETED, None, self.transition, self.now
+            )
+        return self.transition
+
+    def sequence(self, sequence: Sequence, iteration: int) -> bool:
+        """Advance a task list; True when every task of it is done."""
+        previous: Node | None = None
+        for node in sequence.nodes:
+            if not self.node(node, iteration, previous):
+                return False
+            if self.failed is not None or self.terminated is not None:
+                return False
+            previous = node
+        return True
+
+    def node(self, node: Node, iteration: int, previous: Node | None) -> bool:
+        ref = iteration_ref(node.ref, iteration)
+        record = self.latest.get(ref)
+        if isinstance(node, Step):
+            return self.step(node, ref, iteration, record)
+        if isinstance(node, Switch):
+            return self.switch(node, ref, iteration, record)
+        if isinstance(node, Fork):
+            return self.fork(node, ref, iteration, record)
+        if isinstance(node, DynamicFork):
+            return self.dynamic_fork(node, ref, iteration, record)
+        if isinstance(node, Join):
+            return self.join(node, ref, iteration, record, previous)
+        if isinstance(node, Loop):
+            return self.loop(node, ref, iteration, record)
+        if isinstance(node, Terminate):
+            return self.terminate(node, ref, iteration, record)
+        if isinstance(node, Dynamic):
+            return self.dynamic(node, ref, iteration, record)
+        if isinstance(node, SubWorkflow):
+            return self.sub_workflow(node, ref, iteration, record)
+        raise TypeError(f"unknown plan node {node!r}")
+
+    def ended(self, record: Mapping[str, Any], optional: bool = False, permissive: bool = False) -> bool:
+        """Whether a task is done (successful, or a failure the flow goes past); a final failure
+        fails the workflow."""
+        status = TaskStatus(record["status"])
+        if not status.terminal:
+            return False
+        if record["status"] in SUCCESSFUL_TASK:
+            return True
+        if permissive and status is not TaskStatus.CANCELED:
+            if all(r["taskId"] != record["taskId"] for r in self.permissive_failed):
+                self.permissive_failed.append(dict(record))
+            return True
+        self.fail(record)
+        return False
+
+    # -- worker tasks --------------------------------------------------------------------------
+
+    def schedule(self, step: Step, ref: str, iteration: int, task: dict[str, Any] | None = None) -> None:
+        record = scheduled_record(self.workflow, step, 0, self.next_seq(), ref=ref, iteration=iteration)
+        record["scheduledTime"] = record["updateTime"] = self.now
+        if task is not None:
+            record["workflowTask"] = task
+            record["taskType"] = step.name
+        self.put(record)
+        change = self.transition.change
+        change.add += scheduling_deadlines(record, step, self.timing.park_after, self.timing.resend_after)
+        if not parks(record, self.timing.park_after):
+            self.transition.send.append(Dispatch(ref, step))
+
+    def step(self, step: Step, ref: str, iteration: int, record: dict[str, Any] | None) -> bool:
+        if record is None:
+            self.schedule(step, ref, iteration)
+            return False
+        return self.ended(record, step.policy.optional, step.policy.permissive)
+
+    def dynamic(self, node: Dynamic, ref: str, iteration: int, record: dict[str, Any] | None) -> bool:
+        if record is None:
+            task_id = attempt_id(self.workflow["workflowId"], ref, 0)
+            try:
+                data = self.resolve_input(node.input_parameters, task_id)
+            except ExpressionError as exc:
+                return self.refuse(node, ref, iteration, str(exc))
+            name = data.get(node.name_param)
+            if name is None or name == "":
+                reason = (
+                    "Cannot map a dynamic task based on the parameter and input. "
+                    f"Parameter= {node.name_param}"
+                )
+                return self.refuse(node, ref, iteration, reason)
+            task = {**node.task, "name": str(name), "type": "SIMPLE", "taskReferenceName": ref}
+            self.schedule(step_of(self.plan, {"workflowTask": task}), ref, iteration, task)
+            return False
+        step = step_of(self.plan, record) if record.get("workflowTask") else None
+        policy = step.policy if step is not None else None
+        return self.ended(record, bool(policy and policy.optional), bool(policy and policy.permissive))
+
+    def refuse(self, node: Node, ref: str, iteration: int, reason: str) -> bool:
+        """A system task that cannot run: FAILED_WITH_TERMINAL_ERROR (the workflow fails)."""
+        record = self.system_record(node, ref, iteration, TaskStatus.FAILED_WITH_TERMINAL_ERROR)
+        record["reasonForIncompletion"] = shorten(reason, REASON_LIMIT, quote=False)
+        self.put(record)
+        self.fail(record)
+        return False
+
+    # -- SWITCH / DECISION ---------------------------------------------------------------------
+
+    def switch(self, node: Switch, ref: str, iteration: int, record: dict[str, Any] | None) -> bool:
+        if record is None:
+            record = self.system_record(node, ref, iteration, TaskStatus.IN_PROGRESS)
+            try:
+                data = self.resolve_input(node.input_parameters, record["taskId"])
+                case = switch_case(node, data)
+            except (ExpressionError, DecisionError) as exc:
+                record["inputData"] = {}
+                self.put(record)
+                self.finish_record(record, TaskStatus.FAILED, reason=str(exc))
+                self.fail(self.latest[ref])
+                return False
+            record["inputData"] = {**data, "case": case}
+            output: dict[str, Any] = {"evaluationResult": [case]}
+            if node.type == "SWITCH":
+                output["selectedCase"] = case
+            else:
+                output = {"caseOutput": [case]}
+            self.put(record)
+            record = self.finish_record(record, TaskStatus.COMPLETED, output)
+        if not self.ended(record):
+            return False
+        output = record.get("outputData") or {}
+        chosen = (output.get("evaluationResult") or output.get("caseOutput") or [None])[0]
+        tasks = selected_case(node, chosen)
+        return self.sequence(tasks, iteration)
+
+    # -- forks and joins -----------------------------------------------------------------------
+
+    def fork(self, node: Fork, ref: str, iteration: int, record: dict[str, Any] | None) -> bool:
+        if record is None:
+            record = self.system_record(node, ref, iteration, TaskStatus.COMPLETED, "FORK")
+            try:
+                record["inputData"] = self.resolve_input(node.input_parameters, record["taskId"])
+            except ExpressionError:
+                record["inputData"] = {}
+            self.put(record)
+        if not self.ended(record):
+            return False
+        for branch in node.branches:
+            self.sequence(branch, iteration)
+            if self.failed is not None or self.terminated is not None:
+                return False
+        return True
+
+    def dynamic_fork(
+        self, node: DynamicFork, ref: str, iteration: int, record: dict[str, Any] | None
+    ) -> bool:
+        if record is None:
+            task_id = attempt_id(self.workflow["workflowId"], ref, 0)
+            try:
+                data = self.resolve_input(node.input_parameters, task_id)
+                branches = dynamic_branches(node, data, self.document())
+            except (ExpressionError, DecisionError) as exc:
+                return self.refuse(node, ref, iteration, str(exc))
+            record = self.system_record(node, ref, iteration, TaskStatus.COMPLETED, "FORK")
+            record["inputData"] = {
+                **data,
+                "forkedTasks": [task["taskReferenceName"] for task in branches],
+                "forkedTaskDefs": branches,
+            }
+            self.put(record)
+        if not self.ended(record):
+            return False
+        for task in record["inputData"].get("forkedTaskDefs") or []:
+            branch_ref = iteration_ref(task["taskReferenceName"], iteration)
+            found = self.latest.get(branch_ref)
+            step = step_of(self.plan, {"workflowTask": task})
+            if found is None:
+                self.schedule(step, branch_ref, iteration, task)
+            else:
+                self.ended(found, step.policy.optional, step.policy.permissive)
+            if self.failed is not None:
+                return False
+        return True
+
+    def join_refs(self, node: Join, iteration: int, previous: Node | None) -> list[str]:
+        if isinstance(previous, DynamicFork):
+            fork = self.latest.get(iteration_ref(previous.ref, iteration))
+            refs = list((fork or {}).get("inputData", {}).get("forkedTasks") or [])
+        else:
+            refs = list(node.join_on)
+        return [iteration_ref(r, iteration) for r in refs]
+
+    def join(
+        self, node: Join, ref: str, iteration: int, record: dict[str, Any] | None, previous: Node | None
+    ) -> bool:
+        refs = self.join_refs(node, iteration, previous)
+        if record is None:
+            record = self.system_record(node, ref, iteration, TaskStatus.IN_PROGRESS)
+            record["inputData"] = {"joinOn": refs}
+            if node.type == "EXCLUSIVE_JOIN":
+                record["inputData"]["defaultExclusiveJoinTask"] = list(node.default_join)
+            self.put(record)
+        if TaskStatus(record["status"]).terminal:
+            return self.ended(record)
+        if node.type == "EXCLUSIVE_JOIN":
+            return self.exclusive_join(node, record, refs, iteration)
+        joined = [self.latest.get(r) for r in refs]
+        if any(t is None or not TaskStatus(t["status"]).terminal for t in joined):
+            return False
+        output = {t["referenceTaskName"]: t.get("outputData") for t in joined if t and t.get("outputData")}
+        statuses = {t["status"] for t in joined if t}
+        unsuccessful = [t for t in joined if t and t["status"] not in SUCCESSFUL_TASK]
+        if unsuccessful:
+            canceled = all(t["status"] == "CANCELED" for t in unsuccessful)
+            status = TaskStatus.CANCELED if canceled else TaskStatus.FAILED
+            first = unsuccessful[0]
+            why = first.get("reasonForIncompletion") or ""
+            reason = f"{first['referenceTaskName']} ended {first['status']}: {why}"
+            self.finish_record(record, status, output, reason)
+            self.fail(self.latest[ref])
+            return False
+        status = (
+            TaskStatus.COMPLETED_WITH_ERRORS if "COMPLETED_WITH_ERRORS" in statuses else TaskStatus.COMPLETED
+        )
+        self.finish_record(record, status, output)
+        return True
+
+    def exclusive_join(self, node: Join, record: dict[str, Any], refs: list[str], iteration: int) -> bool:
+        chosen = None
+        for group in (refs, [iteration_ref(r, iteration) for r in node.default_join]):
+            chosen = next(
+                (self.latest[r] for r in group if r in self.latest and self.latest[r]["status"] != "SKIPPED"),
+                None,
+            )
+            if chosen is not None:
+                break
+        if chosen is None or not TaskStatus(chosen["status"]).terminal:
+            return False
+        if chosen["status"] in SUCCESSFUL_TASK:
+            self.finish_record(record, TaskStatus.COMPLETED, dict(chosen.get("outputData") or {}))
+            return True
+        self.finish_record(record, TaskStatus.FAILED, reason=chosen.get("reasonForIncompletion") or "")
+        self.fail(self.latest[record["referenceTaskName"]])
+        return False
+
+    # -- DO_WHILE ------------------------------------------------------------------------------
+
+    def loop(self, node: Loop, ref: str, iteration: int, record: dict[str, Any] | None) -> bool:
+        if record is None:
+            record = self.system_record(node, ref, iteration, TaskStatus.IN_PROGRESS)
+            try:
+                data = self.resolve_input(node.input_parameters, record["taskId"])
+                items = loop_items(node, data, self.document())
+            except (ExpressionError, DecisionError) as exc:
+                self.put(record)
+                self.finish_record(record, TaskStatus.FAILED_WITH_TERMINAL_ERROR, reason=str(exc))
+                self.fail(self.latest[ref])
+                return False
+            record["inputData"] = data if items is None else {**data, "items": items}
+            if items is not None and not items:
+                record["iteration"] = 0
+                self.put(record)
+                self.finish_record(record, TaskStatus.COMPLETED, {"iteration": 0})
+                return True
+            record["iteration"] = 1
+            record["outputData"] = {"iteration": 1, **_item_fields(items, 0)}
+            self.put(record)
+        if TaskStatus(record["status"]).terminal:
+            return self.ended(record)
+        current = int(record.get("iteration") or 1)
+        if not self.sequence(node.body, current):
+            if self.failed is not None and self.failed.get("referenceTaskName") != ref:
+                self.finish_record(record, TaskStatus.FAILED, reason=self.failed.get("reasonForIncompletion"))
+            return False
+        # the body of this iteration is done: record its outputs, then ask the condition
+        output = dict(record.get("outputData") or {})
+        output[str(current)] = self.iteration_outputs(node, current)
+        items = (record.get("inputData") or {}).get("items")
+        try:
+            again = self.condition(node, record, output)
+        except DecisionError as exc:
+            self.finish_record(record, TaskStatus.FAILED_WITH_TERMINAL_ERROR, output, str(exc))
+            self.fail(self.latest[ref])
+            return False
+        if items is not None:
+            again = current < len(items) and (again or not node.condition.strip())
+        if node.keep_last_n:
+            for old in range(1, current - node.keep_last_n + 1):
+                output.pop(str(old), None)
+        if not again:
+            self.finish_record(record, TaskStatus.COMPLETED, {**output, "iteration": current})
+            return True
+        following = current + 1
+        updated = {**record, "iteration": following, "updateTime": self.now}
+        updated["outputData"] = {**output, "iteration": following, **_item_fields(items, following - 1)}
+        self.put(updated)
+        if node.keep_last_n:
+            self.forget_iterations(node, following - node.keep_last_n)
+        return False
+
+    def iteration_outputs(self, node: Loop, iteration: int) -> dict[str, Any]:
+        outputs: dict[str, Any] = {}
+        suffix = f"__{iteration}"
+        for ref, record in self.latest.items():
+            inside = record.get("workflowTask") or _inside(self.plan, node, base_ref(ref))
+            if ref.endswith(suffix) and int(record.get("iteration") or 0) == iteration and inside:
+                outputs[base_ref(ref)] = record.get("outputData") or {}
+        return outputs
+
+    def forget_iterations(self, node: Loop, before: int) -> None:
+        """keepLastN: remove the task instances of iterations before ``before``."""
+        for task_id, record in list(self.records.items()):
+            it = int(record.get("iteration") or 0)
+            if 0 < it < before and _inside(self.plan, node, base_ref(record["referenceTaskName"])):
+                self.transition.change.remove.append(task_id)
+                del self.records[task_id]
+                if self.latest.get(record["referenceTaskName"], {}).get("taskId") == task_id:
+                    del self.latest[record["referenceTaskName"]]
+
+    def condition(self, node: Loop, record: Mapping[str, Any], output: Mapping[str, Any]) -> bool:
+        if not node.condition.strip():
+            return False
+        from translator import javascript
+
+        bindings: dict[str, Any] = dict(record.get("inputData") or {})
+        bindings.pop("items", None)
+        bindings[node.ref] = {**output, "iteration": record.get("iteration")}
+        for body_ref, body_output in output.get(str(record.get("iteration")), {}).items():
+            bindings[body_ref] = body_output
+        try:
+            value = javascript.evaluate(node.condition, {"$": bindings})
+        except TranslatorError as exc:
+            raise DecisionError(f"loopCondition of {node.ref}: {exc}") from None
+        return javascript.eval_bool(value)
+
+    # -- TERMINATE -----------------------------------------------------------------------------
+
+    def terminate(self, node: Terminate, ref: str, iteration: int, record: dict[str, Any] | None) -> bool:
+        if record is not None:
+            return self.ended(record)
+        record = self.system_record(node, ref, iteration, TaskStatus.IN_PROGRESS)
+        try:
+            data = self.resolve_input(node.input_parameters, record["taskId"])
+        except ExpressionError as exc:
+            return self.refuse(node, ref, iteration, str(exc))
+        record["inputData"] = data
+        self.put(record)
+        status = data.get("terminationStatus")
+        if status not in TERMINATION_STATUSES:
+            reason = f"terminationStatus must be one of {', '.join(TERMINATION_STATUSES)}, got {status!r}"
+            self.finish_record(record, TaskStatus.FAILED, reason=reason)
+            self.fail(self.latest[ref])
+            return False
+        value = data.get("workflowOutput")
+        output = value if isinstance(value, dict) else ({} if value is None else {"output": value})
+        record = self.finish_record(record, TaskStatus.COMPLETED, copy_json(output))
+        reason = (
+            data.get("terminationReason") or f"Workflow is {status} by TERMINATE task: {record['taskId']}"
+        )
+        self.terminated = (WorkflowStatus(status), str(reason))
+        return False
+
+    # -- SUB_WORKFLOW / START_WORKFLOW ---------------------------------------------------------
+
+    def sub_workflow(
+        self, node: SubWorkflow, ref: str, iteration: int, record: dict[str, Any] | None
+    ) -> bool:
+        if record is not None:
+            return self.ended(record, node.policy.optional, node.policy.permissive)
+        record = self.system_record(node, ref, iteration, TaskStatus.IN_PROGRESS)
+        try:
+            data = self.resolve_input(node.input_parameters, record["taskId"])
+        except ExpressionError as exc:
+            return self.refuse(node, ref, iteration, str(exc))
+        if node.type == "START_WORKFLOW":
+            request = data.get("startWorkflow")
+            if not isinstance(request, dict) or not request.get("name"):
+                return self.refuse(node, ref, iteration, "startWorkflow must be an object with a name")
+            record["inputData"] = data
+            start = child_start(self.plan, self.workflow, record)
+            if start is None:
+                reason = f"workflow {request['name']!r} to start is not among the known definitions"
+                return self.refuse(node, ref, iteration, reason)
+            self.put(record)
+            self.finish_record(record, TaskStatus.COMPLETED, {"workflowId": start.workflow_id})
+        else:
+            assert node.plan is not None
+            record["inputData"] = {
+                **data,
+                "subWorkflowName": node.plan.name,
+                "subWorkflowVersion": node.plan.version,
+            }
+            record["subWorkflowId"] = child_workflow_id(record["taskId"])
+            record["outputData"] = {"subWorkflowId": record["subWorkflowId"]}
+            start = child_start(self.plan, self.workflow, record)
+            assert start is not None
+            self.put(record)
+        self.transition.children.append(start)
+        self.transition.change.add.append(child_deadline(record))
+        return node.type == "START_WORKFLOW"
+
+
+def child_start(plan: Plan, workflow: Mapping[str, Any], record: Mapping[str, Any]) -> ChildStart | None:
+    """The workflow a SUB_WORKFLOW / START_WORKFLOW task record starts (None: unknown workflow)."""
+    data = record.get("inputData") or {}
+    node = plan.node(record["referenceTaskName"])
+    correlation = workflow.get("correlationId")
+    child_id = child_workflow_id(record["taskId"])
+    ref, attempt = record["referenceTaskName"], int(record.get("retryCount") or 0)
+    if record.get("taskType") == "START_WORKFLOW":
+        request = data.get("startWorkflow") or {}
+        version = request.get("version")
+        found = runtime_workflow(
+            plan, str(request.get("name")), version if isinstance(version, int) else None
+        )
+        if found is None:
+            return None
+        child_input = request.get("input") if isinstance(request.get("input"), dict) else {}
+        correlation = request.get("correlationId") or correlation
+        return ChildStart(child_id, found, copy_json(child_input), correlation, None, ref, attempt)
+    assert isinstance(node, SubWorkflow) and node.plan is not None
+    bookkeeping = ("subWorkflowName", "subWorkflowVersion")
+    child_input = (
+        {k: v for k, v in data.items() if k not in bookkeeping} if node.input_parameters else dict(data)
+    )
+    return ChildStart(
+        child_id, node.plan, copy_json(child_input), correlation, record["taskId"], ref, attempt
+    )
+
+
+def _order(record: Mapping[str, Any]) -> tuple[int, int]:
+    return int(record.get("seq") or 0), int(record.get("retryCount") or 0)
+
+
+def _inside(plan: Plan, loop: Loop, ref: str) -> bool:
+    from translator.plan import walk
+
+    return any(getattr(n, "ref", None) == ref for n in walk(loop.body))
+
+
+def _item_fields(items: list[Any] | None, index: int) -> dict[str, Any]:
+    if items is None or index >= len(items):
+        return {}
+    return {"loopItem": items[index], "loopIndex": index}
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluating system tasks
+
+
+def switch_case(node: Switch, data: Mapping[str, Any]) -> str:
+    """The case a SWITCH / DECISION picks, as Conductor's string form of the value."""
+    from translator import javascript
+
+    if node.evaluator == "value-param":
+        return javascript.case_string(data.get(node.expression))
+    if node.evaluator in ("javascript", "graaljs"):
+        try:
+            value = javascript.evaluate(node.expression, {"$": dict(data)})
+        except TranslatorError as exc:
+            raise DecisionError(f"{node.ref}: expression failed: {exc}") from None
+        return javascript.case_string(value)
+    raise DecisionError(f"No evaluator registered for type {node.evaluator!r}")
+
+
+def selected_case(node: Switch, case: str | None) -> Sequence:
+    """The tasks a case value runs: SWITCH falls to the default only when no case matched (an
+    empty matched case runs nothing); DECISION also when the matched case is empty."""
+    tasks = node.case(case) if case is not None else None
+    if tasks is None or (node.type == "DECISION" and not tasks.nodes):
+        return node.default
+    return tasks
+
+
+def dynamic_branches(node: DynamicFork, data: Mapping[str, Any], document: Any) -> list[dict[str, Any]]:
+    """A dynamic fork's branch tasks (WorkflowTask JSON, each with its inputParameters), from
+    ``dynamicForkTasksParam`` + ``dynamicForkTasksInputParamName``, or ``forkTaskName`` +
+    ``forkTaskInputs``."""
+    if node.tasks_param:
+        tasks = data.get(node.tasks_param)
+        if not isinstance(tasks, list):
+            raise DecisionError(
+                f"Input '{node.tasks_param}' of dynamic fork {node.ref} must be a list of tasks"
+            )
+        inputs = data.get(node.inputs_param or "") if node.inputs_param else {}
+        if inputs is None:
+            inputs = {}
+        if not isinstance(inputs, dict):
+            raise DecisionError(f"Input '{node.inputs_param}' of dynamic fork {node.ref} must be a map")
+        branches = []
+        for index, task in enumerate(tasks):
+            if not isinstance(task, dict) or not task.get("taskReferenceName"):
+                raise DecisionError(f"dynamic fork {node.ref}: task {index} has no taskReferenceName")
+            branch = dict(task)
+            params = dict(branch.get("inputParameters") or {})
+            extra = inputs.get(branch["taskReferenceName"])
+            if isinstance(extra, dict):
+                params.update(extra)
+            branch["inputParameters"] = resolve(params, document, env=allowed_environment())
+            branches.append(_branch_task(node, branch))
+        return branches
+    name = data.get("forkTaskName")
+    inputs = data.get("forkTaskInputs")
+    if not name or not isinstance(inputs, list):
+        raise DecisionError(f"dynamic fork {node.ref}: forkTaskName and a forkTaskInputs list are required")
+    if data.get("forkTaskType") not in (None, "SIMPLE"):
+        raise DecisionError(
+            f"dynamic fork {node.ref}: forkTaskType {data.get('forkTaskType')!r} is not supported"
+        )
+    branches = []
+    for index, item in enumerate(inputs):
+        params = dict(item) if isinstance(item, dict) else {"input": item}
+        params["__index"] = index
+        task = {
+            "name": name,
+            "taskReferenceName": f"_{name}_{index}",
+            "type": "SIMPLE",
+            "inputParameters": params,
+            "optional": node.optional,
+        }
+        branches.append(_branch_task(node, task))
+    return branches
+
+
+def _branch_task(node: DynamicFork, task: dict[str, Any]) -> dict[str, Any]:
+    kind = task.get("type") or "SIMPLE"
+    if kind != "SIMPLE":
+        raise DecisionError(
+            f"dynamic fork {node.ref}: branch {task['taskReferenceName']} is a {kind} task; "
+            "only SIMPLE tasks are supported in dynamic forks"
+        )
+    return {**task, "type": "SIMPLE"}
+
+
+def loop_items(node: Loop, data: Mapping[str, Any], document: Any) -> list[Any] | None:
+    """DO_WHILE list mode: the items to iterate (``items``, or the ``_items`` input), else None."""
+    items = node.items
+    if items is None and "_items" in data:
+        items = data["_items"]
+    if items is None:
+        return None
+    value = resolve(items, document, env=allowed_environment()) if isinstance(items, str) else items
+    if not isinstance(value, list):
+        raise DecisionError(f"items of {node.ref} must be a list, got {type(value).__name__}")
+    return value
+
+
+def change_for(
+    records: Iterable[dict[str, Any]], add: Iterable[Due] = (), drop: Iterable[Deadline] = ()
+) -> Change:
+    change = Change()
+    for record in records:
+        change.write(record)
+    change.add += list(add)
+    change.drop += list(drop)
+    return change
+
+
+def total_deadline_of(record: Mapping[str, Any], step: Step, first_scheduled: int) -> Deadline | None:
+    found = total_deadline({**record, "retryCount": 0, "scheduledTime": first_scheduled}, step)
+    return found[0] if found else None
