@@ -279,6 +279,7 @@ def test_all_issues_are_collected_together(tmp_path):
         _simple("a", retryCount="x", inputParameters={"v": "${ghost.output}"}),
         _simple("a", startDelay=-1),
         {"name": "b", "taskReferenceName": "b", "type": "SWITCH"},
+        {"name": "k", "taskReferenceName": "k", "type": "KAFKA_PUBLISH", "inputParameters": {"kafka_request": {}}},
         schemaVersion=3,
     )
     codes = sorted(code for _, code, _ in _issues(tmp_path, doc))
@@ -397,13 +398,13 @@ def test_blog_curl_variant_names_the_missing_task_definition():
     assert ("taskdefs_curl_body.json", "/0/responseTimeoutSeconds", "error", "timeout-order") in (rendered)
 
 
-def test_missing_failure_workflow_is_a_warning_with_its_pointer(tmp_path):
+def test_missing_failure_workflow_is_an_error_with_its_pointer(tmp_path):
     task = {"name": "t", "taskReferenceName": "t", "type": "SIMPLE"}
     (tmp_path / "wf.json").write_text(
         json.dumps({"name": "wf", "tasks": [task], "failureWorkflow": "cleanup"})
     )
     [issue] = [i for i in check_file(tmp_path / "wf.json") if i.code == "failure-workflow-not-found"]
-    assert issue.level is Level.WARNING and issue.pointer == "/failureWorkflow"
+    assert issue.level is Level.ERROR and issue.pointer == "/failureWorkflow"  # as translator run says
     assert issue.file == str(tmp_path / "wf.json") and "'cleanup'" in issue.message
     (tmp_path / "cleanup.json").write_text(json.dumps({"name": "cleanup", "tasks": [task]}))
     assert not [i for i in check_file(tmp_path / "wf.json") if i.code == "failure-workflow-not-found"]

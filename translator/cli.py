@@ -28,6 +28,15 @@ _taskdefs_option = click.option(
     "Repeatable; added after DIR/taskdefs/ of the workflow file.",
 )
 
+_definitions_option = click.option(
+    "--definitions",
+    "definitions",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="A workflow definition file or a directory of them, where sub-workflows and failure workflows "
+    "are looked up by name and version. Repeatable; searched after the workflow file's directory.",
+)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="translator")
@@ -38,15 +47,18 @@ def main() -> None:
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @_taskdefs_option
+@_definitions_option
 @click.option("--json", "as_json", is_flag=True, help="Print the issues as a JSON document.")
-def validate(files: tuple[Path, ...], taskdefs: tuple[Path, ...], as_json: bool) -> None:
+def validate(
+    files: tuple[Path, ...], taskdefs: tuple[Path, ...], definitions: tuple[Path, ...], as_json: bool
+) -> None:
     """Validate workflow and task definition FILES.
 
     Prints one line per issue, ``file:pointer: level code: message``, where pointer is an
     RFC 6901 JSON pointer into the file. Exits 0 when there is no error (warnings allowed),
     1 otherwise.
     """
-    report = check_files(files, list(taskdefs))
+    report = check_files(files, list(taskdefs), list(definitions))
     if as_json:
         document = {
             "valid": report.ok,
@@ -118,6 +130,7 @@ EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
     "--input", "-i", "input_source", default=None, metavar="FILE|-", help="Workflow input (a JSON object)."
 )
 @_taskdefs_option
+@_definitions_option
 @click.option("--full", is_flag=True, help="Print the whole execution JSON, whatever the final status.")
 @click.option("--no-wait", is_flag=True, help="Print the workflow id and return (needs a broker).")
 @click.option("--timeout", type=float, default=None, help="Give up waiting after this many seconds.")
@@ -126,6 +139,7 @@ def run(
     definition: Path,
     input_source: str | None,
     taskdefs: tuple[Path, ...],
+    definitions: tuple[Path, ...],
     full: bool,
     no_wait: bool,
     timeout: float | None,
@@ -149,7 +163,7 @@ def run(
     from translator.runner import open_session, prepare, submit, wait
     from translator.settings import Settings
 
-    plan = prepare(definition, list(taskdefs))
+    plan = prepare(definition, list(taskdefs), list(definitions))
     workflow_input = _read_input(input_source) if input_source else {}
     settings = Settings.from_env()
     embedded = settings.broker_url is None
@@ -254,13 +268,16 @@ def _report_failure_workflow(session, plan, execution: dict, timeout: float | No
 @main.command(name="compile")
 @click.argument("definition", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_taskdefs_option
+@_definitions_option
 @click.option("--dry-run", is_flag=True, help="Print the compiled canvas as JSON (nothing is ever sent).")
-def compile_command(definition: Path, taskdefs: tuple[Path, ...], dry_run: bool) -> None:
+def compile_command(
+    definition: Path, taskdefs: tuple[Path, ...], definitions: tuple[Path, ...], dry_run: bool
+) -> None:
     """Compile DEFINITION to a Celery canvas and print it as JSON (nothing is sent)."""
     from translator.compiler import canvas_json
     from translator.runner import celery_app, prepare
 
-    plan = prepare(definition, list(taskdefs))
+    plan = prepare(definition, list(taskdefs), list(definitions))
     click.echo(json.dumps(canvas_json(plan, celery_app()), indent=2))
 
 

@@ -19,11 +19,11 @@ it is final.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from translator.deadlines import (
@@ -36,7 +36,7 @@ from translator.deadlines import (
     workflow_deadline,
 )
 from translator.errors import ExpressionError, TranslatorError
-from translator.expressions import allowed_environment, copy_json, resolve, resolve_task_input
+from translator.expressions import allowed_environment, copy_json, java_string, resolve, resolve_task_input
 from translator.plan import (
     Dynamic,
     DynamicFork,
@@ -209,11 +209,19 @@ def scheduled_record(
     return record
 
 
-@lru_cache(maxsize=4096)
-def _runtime_step(plan: Plan, task_json: str) -> Step:
-    import json
+_RUNTIME_STEPS: dict[tuple[str, str], Step] = {}
+_RUNTIME_STEPS_SIZE = 4096
 
-    return plan_runtime_task(plan, json.loads(task_json))
+
+def _runtime_step(plan: Plan, task: Mapping[str, Any]) -> Step:
+    """A worker task planned at run time, once per process per (plan, task)."""
+    key = (plan.json_text, json.dumps(task, sort_keys=True))
+    found = _RUNTIME_STEPS.get(key)
+    if found is None:
+        if len(_RUNTIME_STEPS) >= _RUNTIME_STEPS_SIZE:
+            _RUNTIME_STEPS.clear()
+        found = _RUNTIME_STEPS[key] = plan_runtime_task(plan, dict(task))
+    return found
 
 
 def step_of(plan: Plan, record: Mapping[str, Any]) -> Step:
@@ -221,9 +229,7 @@ def step_of(plan: Plan, record: Mapping[str, Any]) -> Step:
     dynamic fork's branch, a DYNAMIC task) from the ``workflowTask`` the record carries."""
     task = record.get("workflowTask")
     if task:
-        import json
-
-        return _runtime_step(plan, json.dumps(task, sort_keys=True))
+        return _runtime_step(plan, task)
     return plan.step(record["referenceTaskName"])
 
 
@@ -896,6 +902,15 @@ class _Decider:
 
     # -- SUB_WORKFLOW / START_WORKFLOW ---------------------------------------------------------
 
+    def named_at_run(self, node: SubWorkflow) -> Plan:
+        """The plan of a sub-workflow whose name (and version) are expressions."""
+        param = resolve(node.name_at_run or {}, self.document(), env=allowed_environment())
+        name, version = param.get("name"), param.get("version")
+        found = runtime_workflow(self.plan, str(name), version if isinstance(version, int) else None)
+        if found is None:
+            raise DecisionError(f"sub-workflow {name!r} is not among the known workflow definitions")
+        return found
+
     def sub_workflow(
         self, node: SubWorkflow, ref: str, iteration: int, record: dict[str, Any] | None
     ) -> bool:
@@ -918,11 +933,16 @@ class _Decider:
             self.put(record)
             self.finish_record(record, TaskStatus.COMPLETED, {"workflowId": start.workflow_id})
         else:
-            assert node.plan is not None
+            child_plan = node.plan
+            if child_plan is None:
+                try:
+                    child_plan = self.named_at_run(node)
+                except (ExpressionError, DecisionError) as exc:
+                    return self.refuse(node, ref, iteration, str(exc))
             record["inputData"] = {
                 **data,
-                "subWorkflowName": node.plan.name,
-                "subWorkflowVersion": node.plan.version,
+                "subWorkflowName": child_plan.name,
+                "subWorkflowVersion": child_plan.version,
             }
             record["subWorkflowId"] = child_workflow_id(record["taskId"])
             record["outputData"] = {"subWorkflowId": record["subWorkflowId"]}
@@ -952,13 +972,19 @@ def child_start(plan: Plan, workflow: Mapping[str, Any], record: Mapping[str, An
         child_input = request.get("input") if isinstance(request.get("input"), dict) else {}
         correlation = request.get("correlationId") or correlation
         return ChildStart(child_id, found, copy_json(child_input), correlation, None, ref, attempt)
-    assert isinstance(node, SubWorkflow) and node.plan is not None
+    assert isinstance(node, SubWorkflow)
+    child_plan = node.plan
+    if child_plan is None:
+        version = data.get("subWorkflowVersion")
+        child_plan = runtime_workflow(plan, str(data.get("subWorkflowName")), version)
+        if child_plan is None:
+            return None
     bookkeeping = ("subWorkflowName", "subWorkflowVersion")
     child_input = (
         {k: v for k, v in data.items() if k not in bookkeeping} if node.input_parameters else dict(data)
     )
     return ChildStart(
-        child_id, node.plan, copy_json(child_input), correlation, record["taskId"], ref, attempt
+        child_id, child_plan, copy_json(child_input), correlation, record["taskId"], ref, attempt
     )
 
 
@@ -984,11 +1010,11 @@ def _item_fields(items: list[Any] | None, index: int) -> dict[str, Any]:
 
 def switch_case(node: Switch, data: Mapping[str, Any]) -> str:
     """The case a SWITCH / DECISION picks, as Conductor's string form of the value."""
-    from translator import javascript
-
     if node.evaluator == "value-param":
-        return javascript.case_string(data.get(node.expression))
+        return java_string(data.get(node.expression))
     if node.evaluator in ("javascript", "graaljs"):
+        from translator import javascript
+
         try:
             value = javascript.evaluate(node.expression, {"$": dict(data)})
         except TranslatorError as exc:

@@ -266,12 +266,17 @@ def load_taskdef_files(paths: Iterable[Path]) -> tuple[list[TaskDefFile], list[I
 def scan_workflows(
     directories: Iterable[Path], exclude: Path | None = None
 ) -> dict[tuple[str, int], Located[WorkflowDef]]:
-    """Index the WorkflowDef files found directly in ``directories`` by (name, version)."""
+    """Index the WorkflowDef files found directly in ``directories`` (or given as files) by (name,
+    version); the first one found for a (name, version) wins."""
     found: dict[tuple[str, int], Located[WorkflowDef]] = {}
     for directory in directories:
-        if not directory.is_dir():
+        if directory.is_file():
+            files = [directory]
+        elif directory.is_dir():
+            files = _json_files(directory)
+        else:
             continue
-        for file in _json_files(directory):
+        for file in files:
             if exclude is not None and file.resolve() == exclude.resolve():
                 continue
             data, _ = read_file(file)
@@ -299,8 +304,16 @@ def default_taskdef_paths(workflow_file: Path) -> list[Path]:
     return [directory] if directory.is_dir() else []
 
 
-def load_workflow(path: Path, taskdef_paths: Sequence[Path] = (), *, discover: bool = True) -> WorkflowBundle:
-    """Load a workflow file and the task/sub-workflow definitions it can use."""
+def load_workflow(
+    path: Path,
+    taskdef_paths: Sequence[Path] = (),
+    *,
+    discover: bool = True,
+    definition_paths: Sequence[Path] = (),
+) -> WorkflowBundle:
+    """Load a workflow file and the task/sub-workflow definitions it can use: sub-workflows and
+    failure workflows are looked up next to it, in its workflows/ directory, then in each of
+    ``definition_paths`` (workflow files or directories of them)."""
     path = Path(path)
     taskdef_paths = [Path(p) for p in taskdef_paths]
     file = str(path)
@@ -330,8 +343,8 @@ def load_workflow(path: Path, taskdef_paths: Sequence[Path] = (), *, discover: b
         for located in parsed.taskdefs:
             if located.value.name:
                 catalog.taskdefs[located.value.name] = located
-    if discover:
-        catalog.workflows = scan_workflows([path.parent, path.parent / WORKFLOWS_DIR], exclude=path)
+    directories = [path.parent, path.parent / WORKFLOWS_DIR] if discover else []
+    catalog.workflows = scan_workflows([*directories, *(Path(p) for p in definition_paths)], exclude=path)
     if definition is not None and definition.name:
         catalog.workflows[(definition.name, definition.version)] = Located(definition, file, "")
     return WorkflowBundle(file, definition, catalog, taskdef_files, with_file(issues, file) + load_issues)

@@ -235,8 +235,9 @@ class SubWorkflow:
     name: str
     type: str
     input_parameters: dict[str, Any]
-    plan: Plan | None  # SUB_WORKFLOW: the child's plan; START_WORKFLOW: None (read from input)
+    plan: Plan | None  # the child's plan; None: named at run time (START_WORKFLOW, or ``name_at_run``)
     policy: Policy
+    name_at_run: dict[str, Any] | None = None  # SUB_WORKFLOW: subWorkflowParam name/version to resolve
     kind: str = "sub_workflow"
 
 
@@ -541,6 +542,11 @@ class _Planner:
                 self.runtime_workflows = True
                 return SubWorkflow(ref, name, kind, params, None, policy)
             child = self.sub_workflow(task, ptr)
+            param = task.subWorkflowParam
+            if child is None and param is not None and "${" in (param.name or ""):
+                self.runtime_workflows = True
+                at_run = {"name": param.name, "version": param.version}
+                return SubWorkflow(ref, name, kind, params, None, policy, at_run)
             return SubWorkflow(ref, name, kind, params, child, policy) if child is not None else None
         self.unsupported(ptr, f"cannot plan {kind}")
         return None
@@ -563,15 +569,8 @@ class _Planner:
             )
             return None
         name = param.name or ""
-        if "${" in name or name.startswith("$"):
-            self.problems.append(
-                error(
-                    f"{where}/name",
-                    "unsupported",
-                    f"sub-workflow name {name!r}: a name read at run time is not supported",
-                )
-            )
-            return None
+        if "${" in name:
+            return None  # named at run time: among the workflows the plan carries
         found = self.bundle.catalog.located_workflow(name, param.version)
         if found is None:
             version = f" version {param.version}" if param.version is not None else ""

@@ -25,7 +25,7 @@ from translator.celery_app import get_limiter, get_store, set_store, sweep_inter
 from translator.dispatch import launch
 from translator.embedded import EmbeddedWorker, configure_embedded
 from translator.errors import BrokerUnavailable, TranslatorError, UsageError, WorkflowNotFound
-from translator.plan import Plan, build_plan
+from translator.plan import Plan, SubWorkflow, build_plan
 from translator.records import new_workflow_id, terminate
 from translator.settings import Settings
 from translator.state import RedisStore, StateStore, StoreUnavailable, safe_url
@@ -39,9 +39,11 @@ STORE_OUTAGE_TOLERANCE = 120.0  # seconds translator run keeps waiting while the
 ProgressCallback = Callable[[dict[str, Any]], None]
 
 
-def prepare(definition: Path | str, taskdefs: list[Path] | None = None) -> Plan:
+def prepare(
+    definition: Path | str, taskdefs: list[Path] | None = None, definitions: list[Path] | None = None
+) -> Plan:
     """Load, validate and plan a workflow file (raises DefinitionError with every issue)."""
-    return build_plan(load_valid_workflow(definition, taskdefs or []))
+    return build_plan(load_valid_workflow(definition, taskdefs or [], definitions or []))
 
 
 def celery_app() -> Celery:
@@ -108,7 +110,18 @@ def check_broker(app: Celery) -> None:
 
 def missing_workers(plan: Plan) -> list[str]:
     """Task names of the plan with no worker function registered in this process."""
-    return sorted({s.name for s in plan.steps() if get_worker(s.name) is None})
+    names: set[str] = set()
+    seen: set[int] = set()
+    todo = [plan]
+    while todo:  # the plan, its sub-workflows, failure workflow and the workflows it may start
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        names |= {s.name for s in current.steps()}
+        todo += [n.plan for n in current.nodes.values() if isinstance(n, SubWorkflow) and n.plan is not None]
+        todo += [p for p in (current.failure, *current.workflows.values()) if p is not None]
+    return sorted(name for name in names if get_worker(name) is None)
 
 
 def missing_workers_message(missing: list[str]) -> str:

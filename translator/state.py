@@ -502,8 +502,9 @@ return status
 
 # KEYS: tasks, workflow, seq, deadlines. ARGV: expected taskId ('' = none), its status and startTime,
 # revision ('' = any), ttl once ended, deadlines to add, deadlines to drop, terminal statuses, prefix,
-# workflow id, the number of records, then taskId/JSON/create-only ('1': HSETNX) triples, the number of ids to remove, the ids,
-# then the field/value pairs that end the workflow. Returns {applied, ended, conflict}.
+# workflow id, the number of records, then taskId/JSON/create-only ('1': HSETNX) triples, the number
+# of ids to remove, the ids, then the field/value pairs that end the workflow.
+# Returns {applied, ended, conflict}.
 _APPLY_SCRIPT = (
     _DEADLINES_LUA
     + _LIFETIME_LUA

@@ -35,4 +35,20 @@ KNOWN_TYPES = frozenset(t.value for t in TaskType)
 
 # Types whose semantics the runtime implements. The validator reports every other known type as an
 # explicit "unsupported" error, so that nothing is ever run approximately.
-SUPPORTED_TYPES = frozenset({TaskType.SIMPLE.value})
+SUPPORTED_TYPES = frozenset(
+    t.value
+    for t in (
+        TaskType.SIMPLE,
+        TaskType.SWITCH,
+        TaskType.DECISION,
+        TaskType.FORK_JOIN,
+        TaskType.JOIN,
+        TaskType.FORK_JOIN_DYNAMIC,
+        TaskType.EXCLUSIVE_JOIN,
+        TaskType.DO_WHILE,
+        TaskType.TERMINATE,
+        TaskType.DYNAMIC,
+        TaskType.SUB_WORKFLOW,
+        TaskType.START_WORKFLOW,
+    )
+)

@@ -683,29 +683,26 @@ def validate_bundle(bundle: WorkflowBundle) -> list[Issue]:
             taskdef_names=list(bundle.catalog.taskdefs),
         )
         issues += with_file(found, bundle.file)
-        issues += with_file(_failure_workflow_issues(bundle), bundle.file)
+        if not any(i.level is Level.ERROR for i in issues):
+            issues += _planning_issues(bundle)
     return _drop_shadowed(issues)
 
 
-def _failure_workflow_issues(bundle: WorkflowBundle) -> list[Issue]:
-    """A failureWorkflow that ``translator run`` could not find (Conductor looks it up only on failure)."""
-    definition = bundle.definition
-    name = definition.failureWorkflow if definition is not None else None
-    if not name or name.startswith("$") or definition is None:
-        return []
-    if bundle.catalog.located_workflow(name, definition.failureWorkflowVersion) is not None:
-        return []
-    return [
-        warning(
-            "/failureWorkflow",
-            "failure-workflow-not-found",
-            f"failure workflow {name!r} is not among the workflows next to this file (or in workflows/); "
-            "translator run refuses the workflow until it is",
-        )
-    ]
+def _planning_issues(bundle: WorkflowBundle) -> list[Issue]:
+    """What ``translator run`` would refuse when it plans the workflow (sub-workflows and failure
+    workflows not found, cycles, forms only known at run time): validate and run agree."""
+    from translator.plan import build_plan
+
+    try:
+        build_plan(bundle)
+    except DefinitionError as exc:
+        return list(exc.issues)
+    return []
 
 
-def check_file(path: Path | str, taskdef_paths: list[Path] | None = None) -> list[Issue]:
+def check_file(
+    path: Path | str, taskdef_paths: list[Path] | None = None, definition_paths: list[Path] | None = None
+) -> list[Issue]:
     """Validate one file of any kind (workflow, task definitions, single workflow task)."""
     path = Path(path)
     data, read_issues = read_file(path)
@@ -713,7 +710,9 @@ def check_file(path: Path | str, taskdef_paths: list[Path] | None = None) -> lis
         return with_file(read_issues, str(path))
     kind = detect_kind(data)
     if kind is DocumentKind.WORKFLOW:
-        return validate_bundle(load_workflow(path, taskdef_paths or []))
+        return validate_bundle(
+            load_workflow(path, taskdef_paths or [], definition_paths=definition_paths or [])
+        )
     if kind is DocumentKind.WORKFLOW_TASK:
         return _check_workflow_task(path, data, read_issues)
     if kind is DocumentKind.WORKFLOW_INPUT:
@@ -744,16 +743,20 @@ def _check_workflow_task(path: Path, data: Any, read_issues: list[Issue]) -> lis
     return _drop_shadowed(with_file(issues, str(path)))
 
 
-def check_files(paths: Iterable[Path], taskdef_paths: list[Path] | None = None) -> Report:
+def check_files(
+    paths: Iterable[Path], taskdef_paths: list[Path] | None = None, definition_paths: list[Path] | None = None
+) -> Report:
     report = Report()
     for path in paths:
-        report.extend(check_file(path, taskdef_paths))
+        report.extend(check_file(path, taskdef_paths, definition_paths))
     return report
 
 
-def load_valid_workflow(path: Path | str, taskdef_paths: list[Path] | None = None) -> WorkflowBundle:
+def load_valid_workflow(
+    path: Path | str, taskdef_paths: list[Path] | None = None, definition_paths: list[Path] | None = None
+) -> WorkflowBundle:
     """Load a workflow for running: raises DefinitionError listing every error (and warning)."""
-    bundle = load_workflow(path, taskdef_paths or [])
+    bundle = load_workflow(Path(path), taskdef_paths or [], definition_paths=definition_paths or [])
     issues = validate_bundle(bundle)
     if any(i.level is Level.ERROR for i in issues) or bundle.definition is None:
         count = sum(1 for i in issues if i.level is Level.ERROR)
