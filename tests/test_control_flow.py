@@ -84,7 +84,9 @@ def test_terminate_inside_a_fork_ends_the_workflow_with_its_status_and_output(ru
     assert statuses(execution)["stop"] == "COMPLETED" and statuses(execution)["slow"] == "CANCELED"
 
 
-@pytest.mark.parametrize(("kind", "route", "v"), [("png", "png", "pngnullnull"), ("bmp", "bmp", "nullnullother")])
+@pytest.mark.parametrize(
+    ("kind", "route", "v"), [("png", "png", "pngnullnull"), ("bmp", "bmp", "nullnullother")]
+)
 def test_switch_runs_the_matching_case_then_continues(runner, kind, route, v):
     execution = runner.run("cf_switch", {"kind": kind})
     assert execution["status"] == "COMPLETED"

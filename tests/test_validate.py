@@ -279,7 +279,12 @@ def test_all_issues_are_collected_together(tmp_path):
         _simple("a", retryCount="x", inputParameters={"v": "${ghost.output}"}),
         _simple("a", startDelay=-1),
         {"name": "b", "taskReferenceName": "b", "type": "SWITCH"},
-        {"name": "k", "taskReferenceName": "k", "type": "KAFKA_PUBLISH", "inputParameters": {"kafka_request": {}}},
+        {
+            "name": "k",
+            "taskReferenceName": "k",
+            "type": "KAFKA_PUBLISH",
+            "inputParameters": {"kafka_request": {}},
+        },
         schemaVersion=3,
     )
     codes = sorted(code for _, code, _ in _issues(tmp_path, doc))
