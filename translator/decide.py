@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +36,14 @@ from translator.deadlines import (
     workflow_deadline,
 )
 from translator.errors import ExpressionError, TranslatorError
-from translator.expressions import allowed_environment, copy_json, java_string, resolve, resolve_task_input
+from translator.expressions import (
+    allowed_environment,
+    copy_json,
+    java_string,
+    referenced_names,
+    resolve,
+    resolve_task_input,
+)
 from translator.plan import (
     Dynamic,
     DynamicFork,
@@ -54,6 +61,7 @@ from translator.plan import (
     iteration_ref,
     plan_runtime_task,
     runtime_workflow,
+    walk,
 )
 from translator.state import Change, Deadline, Due, now_ms
 from translator.status import TaskStatus, WorkflowStatus, workflow_status_for_failed_task
@@ -421,43 +429,104 @@ def _task_deadlines(plan: Plan, task: Mapping[str, Any]) -> list[Deadline]:
 # The decision
 
 
+class Records:
+    """The task records a decision reads: those it was given (all of them, or the open ones and the
+    ones an event names), and, through ``fetch_latest`` / ``fetch_all``, any other on demand (read in
+    the same revision: a decision is stored only if nothing changed since)."""
+
+    def __init__(
+        self,
+        known: Iterable[Mapping[str, Any]],
+        open_ids: Iterable[str] | None = None,
+        fetch_latest: Callable[[list[str]], dict[str, dict[str, Any]]] | None = None,
+        fetch_all: Callable[[], list[dict[str, Any]]] | None = None,
+        seq: int = 0,
+    ) -> None:
+        self.known = {t["taskId"]: dict(t) for t in known}
+        # numbers below this are taken: the store's counter (reserved by the read), else the known max
+        self.seq = max(seq - 1, max((int(t.get("seq") or 0) for t in self.known.values()), default=0))
+        self.complete = fetch_latest is None
+        self.open_ids = (
+            set(open_ids)
+            if open_ids is not None
+            else {i for i, t in self.known.items() if not TaskStatus(t["status"]).terminal}
+        )
+        self.fetch_latest, self.fetch_all = fetch_latest, fetch_all
+        self.latest: dict[str, dict[str, Any] | None] = {}
+        for record in sorted(self.known.values(), key=_order):
+            self.latest[record["referenceTaskName"]] = record
+            if record.get("iteration"):
+                self.latest[base_ref(record["referenceTaskName"])] = record
+
+    def get(self, refs: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The newest record of each reference that has one."""
+        refs = list(dict.fromkeys(refs))
+        missing = [r for r in refs if r not in self.latest]
+        if missing and not self.complete and self.fetch_latest is not None:
+            found = self.fetch_latest(missing)
+            for ref in missing:
+                self.latest[ref] = found.get(ref)
+        return {r: self.latest[r] for r in refs if self.latest.get(r) is not None}  # type: ignore[misc]
+
+    def all(self) -> list[dict[str, Any]]:
+        if self.complete or self.fetch_all is None:
+            return list(self.known.values())
+        return self.fetch_all()
+
+
 def decide(
     plan: Plan,
     workflow: Mapping[str, Any],
-    tasks: Iterable[Mapping[str, Any]],
+    tasks: Records | Iterable[Mapping[str, Any]],
     changed: Iterable[Mapping[str, Any]] = (),
     timing: Timing = DEFAULT_TIMING,
     now: int | None = None,
 ) -> Transition:
     """What happens next in ``workflow``, given its task records and the ones an event ``changed``."""
-    decider = _Decider(plan, workflow, tasks, changed, timing, now_ms() if now is None else now)
+    records = tasks if isinstance(tasks, Records) else Records(tasks)
+    decider = _Decider(plan, workflow, records, changed, timing, now_ms() if now is None else now)
     return decider.run()
 
 
 class _Decider:
+    """One decision. The walk starts, in each task list, at the first task that is running or that
+    the event changed (everything before it is done: a task starts only after those before it), so a
+    decision reads and walks what is near the tasks in flight, not the whole workflow."""
+
     def __init__(
         self,
         plan: Plan,
         workflow: Mapping[str, Any],
-        tasks: Iterable[Mapping[str, Any]],
+        records: Records,
         changed: Iterable[Mapping[str, Any]],
         timing: Timing,
         now: int,
     ) -> None:
         self.plan, self.workflow, self.timing, self.now = plan, workflow, timing, now
-        self.records: dict[str, dict[str, Any]] = {t["taskId"]: dict(t) for t in tasks}
+        self.source = records
+        self.records: dict[str, dict[str, Any]] = dict(records.known)  # read or written here
+        self.latest = records.latest
+        self.open = set(records.open_ids)
         self.transition = Transition()
-        for record in changed:
-            self.records[record["taskId"]] = dict(record)
-            self.transition.change.write(dict(record))
-        self.latest: dict[str, dict[str, Any]] = {}
-        for record in sorted(self.records.values(), key=_order):
-            self.latest[record["referenceTaskName"]] = record
-        self.seq = max((int(t.get("seq") or 0) for t in self.records.values()), default=0)
+        self.frontier: dict[tuple[int, int], int] = {}  # (task list, iteration) -> where its walk starts
+        self.ancestors: set[str] = set()  # references on the way to a running or changed task
+        self.fresh: set[tuple[int, int]] = set()  # task lists started by this decision
+        self.seq = records.seq
         self.failed: dict[str, Any] | None = None
         self.permissive_failed: list[dict[str, Any]] = []
         self.terminated: tuple[WorkflowStatus, str] | None = None
         self.progress = False
+        for record in self.records.values():
+            if record["taskId"] in self.open:
+                self.touch(record)
+        for record in changed:
+            self.records[record["taskId"]] = dict(record)
+            self.transition.change.write(dict(record))
+            self.seq = max(self.seq, int(record.get("seq") or 0))
+            self.index(record)
+            self.touch(record)
+        if not self.records and not self.open:
+            self.fresh.add((id(plan.root), 0))  # a new workflow: everything starts here
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -465,11 +534,43 @@ class _Decider:
         self.seq += 1
         return self.seq
 
+    def index(self, record: Mapping[str, Any]) -> None:
+        ref = record["referenceTaskName"]
+        self.latest[ref] = dict(record)
+        if record.get("iteration"):
+            self.latest[base_ref(ref)] = dict(record)
+        if TaskStatus(record["status"]).terminal:
+            self.open.discard(record["taskId"])
+        else:
+            self.open.add(record["taskId"])
+
+    def touch(self, record: Mapping[str, Any]) -> None:
+        """Put a record's way from the root on the frontier."""
+        ref, iteration = record["referenceTaskName"], int(record.get("iteration") or 0)
+        anchor = record.get("_fork") or ref  # a dynamic fork's branch hangs under its fork
+        path = self.plan.paths.get(base_ref(anchor))
+        if path is None:
+            return
+        for seq_id, index, node_ref in path:
+            it = iteration if seq_id in self.plan.loop_sequences else 0
+            key = (seq_id, it)
+            self.frontier[key] = min(self.frontier.get(key, index), index)
+            self.ancestors.add(iteration_ref(node_ref, it))
+        self.ancestors.add(ref)
+
+    def get(self, ref: str, fresh: bool = False) -> dict[str, Any] | None:
+        """The newest record of ``ref`` (``fresh``: in a task list this decision started, where
+        nothing can exist that it did not write)."""
+        if fresh or ref in self.latest:
+            return self.latest.get(ref)
+        return self.source.get([ref]).get(ref)
+
     def put(self, record: dict[str, Any]) -> dict[str, Any]:
         """Record a new or changed task instance."""
         new = record["taskId"] not in self.records
         self.records[record["taskId"]] = record
-        self.latest[record["referenceTaskName"]] = record
+        self.index(record)
+        self.touch(record)
         if new:
             self.transition.change.create(record)
         else:
@@ -494,11 +595,23 @@ class _Decider:
         record["executed"] = status.terminal
         return record
 
-    def document(self) -> dict[str, Any]:
-        return evaluation_document(self.workflow, self.records.values())
+    def document(self, params: Any = None) -> dict[str, Any]:
+        """The evaluation document, with the records ``params``' expressions read (all of them when
+        their paths are built at run time)."""
+        names = referenced_names(params)
+        if names is None:
+            records: Iterable[Mapping[str, Any]] = {
+                **{t["taskId"]: t for t in self.source.all()},
+                **self.records,
+            }.values()
+        else:
+            found = self.source.get(n for n in names if n != "workflow")
+            records = {t["taskId"]: t for t in found.values()}.values()
+        return evaluation_document(self.workflow, records)
 
     def resolve_input(self, params: Mapping[str, Any], task_id: str) -> dict[str, Any]:
-        return resolve_task_input(params, self.document(), task_id=task_id, env=allowed_environment())
+        document = self.document(params)
+        return resolve_task_input(params, document, task_id=task_id, env=allowed_environment())
 
     def finish_record(
         self, record: dict[str, Any], status: TaskStatus, output: Any = None, reason: str | None = None
@@ -515,6 +628,14 @@ class _Decider:
         if self.failed is None:
             self.failed = dict(record)
 
+    def all_records(self) -> list[dict[str, Any]]:
+        """Every record, as this decision leaves them (read once, when the workflow ends)."""
+        merged = {t["taskId"]: t for t in self.source.all()}
+        merged.update(self.records)
+        for task_id in self.transition.change.remove:
+            merged.pop(task_id, None)
+        return sorted(merged.values(), key=_order)
+
     # -- the walk ------------------------------------------------------------------------------
 
     def run(self) -> Transition:
@@ -526,18 +647,22 @@ class _Decider:
             done = self.sequence(self.plan.root, 0)
             if self.failed is not None or self.terminated is not None or not self.progress:
                 break
-        tasks = sorted(self.records.values(), key=_order)
         if self.terminated is not None:
             status, reason = self.terminated
-            return end(self.plan, self.workflow, tasks, status, reason, self.transition, self.now)
+            return end(
+                self.plan, self.workflow, self.all_records(), status, reason, self.transition, self.now
+            )
         if self.failed is not None:
             status = workflow_status_for_failed_task(TaskStatus(self.failed["status"]))
             reason = failure_reason(self.failed, status)
-            return end(self.plan, self.workflow, tasks, status, reason, self.transition, self.now)
-        if done and all(TaskStatus(t["status"]).terminal for t in tasks):
-            if self.permissive_failed:
-                first = self.permissive_failed[0]
-                reason = failure_reason(first, WorkflowStatus.FAILED)
+            return end(
+                self.plan, self.workflow, self.all_records(), status, reason, self.transition, self.now
+            )
+        if done and not self.open:
+            tasks = self.all_records()
+            failed = self.permissive_failed or _unsuccessful(tasks)
+            if failed:
+                reason = failure_reason(failed[0], WorkflowStatus.FAILED)
                 return end(
                     self.plan, self.workflow, tasks, WorkflowStatus.FAILED, reason, self.transition, self.now
                 )
@@ -547,19 +672,30 @@ class _Decider:
         return self.transition
 
     def sequence(self, sequence: Sequence, iteration: int) -> bool:
-        """Advance a task list; True when every task of it is done."""
-        previous: Node | None = None
-        for node in sequence.nodes:
-            if not self.node(node, iteration, previous):
+        """Advance a task list; True when every task of it is done. A list neither started by this
+        decision nor on the frontier is finished (or was never started, which the caller knows)."""
+        key = (id(sequence), iteration)
+        fresh = key in self.fresh
+        start = 0 if fresh else self.frontier.get(key)
+        if start is None:
+            return True
+        previous: Node | None = sequence.nodes[start - 1] if start > 0 else None
+        for node in sequence.nodes[start:]:
+            if not self.node(node, iteration, previous, fresh):
                 return False
             if self.failed is not None or self.terminated is not None:
                 return False
             previous = node
         return True
 
-    def node(self, node: Node, iteration: int, previous: Node | None) -> bool:
+    def start(self, sequence: Sequence, iteration: int) -> bool:
+        """Start a task list (a case picked, a branch forked, an iteration begun) and advance it."""
+        self.fresh.add((id(sequence), iteration))
+        return self.sequence(sequence, iteration)
+
+    def node(self, node: Node, iteration: int, previous: Node | None, fresh: bool = False) -> bool:
         ref = iteration_ref(node.ref, iteration)
-        record = self.latest.get(ref)
+        record = self.get(ref, fresh)
         if isinstance(node, Step):
             return self.step(node, ref, iteration, record)
         if isinstance(node, Switch):
@@ -597,12 +733,21 @@ class _Decider:
 
     # -- worker tasks --------------------------------------------------------------------------
 
-    def schedule(self, step: Step, ref: str, iteration: int, task: dict[str, Any] | None = None) -> None:
+    def schedule(
+        self,
+        step: Step,
+        ref: str,
+        iteration: int,
+        task: dict[str, Any] | None = None,
+        fork: str | None = None,
+    ) -> None:
         record = scheduled_record(self.workflow, step, 0, self.next_seq(), ref=ref, iteration=iteration)
         record["scheduledTime"] = record["updateTime"] = self.now
         if task is not None:
             record["workflowTask"] = task
             record["taskType"] = step.name
+        if fork is not None:
+            record["_fork"] = fork  # the dynamic fork it is a branch of
         self.put(record)
         change = self.transition.change
         change.add += scheduling_deadlines(record, step, self.timing.park_after, self.timing.resend_after)
@@ -647,6 +792,7 @@ class _Decider:
     # -- SWITCH / DECISION ---------------------------------------------------------------------
 
     def switch(self, node: Switch, ref: str, iteration: int, record: dict[str, Any] | None) -> bool:
+        created = record is None
         if record is None:
             record = self.system_record(node, ref, iteration, TaskStatus.IN_PROGRESS)
             try:
@@ -671,11 +817,12 @@ class _Decider:
         output = record.get("outputData") or {}
         chosen = (output.get("evaluationResult") or output.get("caseOutput") or [None])[0]
         tasks = selected_case(node, chosen)
-        return self.sequence(tasks, iteration)
+        return self.start(tasks, iteration) if created else self.sequence(tasks, iteration)
 
     # -- forks and joins -----------------------------------------------------------------------
 
     def fork(self, node: Fork, ref: str, iteration: int, record: dict[str, Any] | None) -> bool:
+        created = record is None
         if record is None:
             record = self.system_record(node, ref, iteration, TaskStatus.COMPLETED, "FORK")
             try:
@@ -685,8 +832,11 @@ class _Decider:
             self.put(record)
         if not self.ended(record):
             return False
-        for branch in node.branches:
-            self.sequence(branch, iteration)
+        for branch in node.branches:  # a branch not on the frontier of an older fork is finished
+            if created:
+                self.start(branch, iteration)
+            else:
+                self.sequence(branch, iteration)
             if self.failed is not None or self.terminated is not None:
                 return False
         return True
@@ -694,11 +844,12 @@ class _Decider:
     def dynamic_fork(
         self, node: DynamicFork, ref: str, iteration: int, record: dict[str, Any] | None
     ) -> bool:
+        created = record is None
         if record is None:
             task_id = attempt_id(self.workflow["workflowId"], ref, 0)
             try:
                 data = self.resolve_input(node.input_parameters, task_id)
-                branches = dynamic_branches(node, data, self.document())
+                branches = dynamic_branches(node, data, self.document(data))
             except (ExpressionError, DecisionError) as exc:
                 return self.refuse(node, ref, iteration, str(exc))
             record = self.system_record(node, ref, iteration, TaskStatus.COMPLETED, "FORK")
@@ -712,10 +863,12 @@ class _Decider:
             return False
         for task in record["inputData"].get("forkedTaskDefs") or []:
             branch_ref = iteration_ref(task["taskReferenceName"], iteration)
-            found = self.latest.get(branch_ref)
+            if not created and branch_ref not in self.ancestors:
+                continue  # neither running nor changed: finished
+            found = self.get(branch_ref, fresh=created)
             step = step_of(self.plan, {"workflowTask": task})
             if found is None:
-                self.schedule(step, branch_ref, iteration, task)
+                self.schedule(step, branch_ref, iteration, task, fork=ref)
             else:
                 self.ended(found, step.policy.optional, step.policy.permissive)
             if self.failed is not None:
@@ -724,7 +877,7 @@ class _Decider:
 
     def join_refs(self, node: Join, iteration: int, previous: Node | None) -> list[str]:
         if isinstance(previous, DynamicFork):
-            fork = self.latest.get(iteration_ref(previous.ref, iteration))
+            fork = self.get(iteration_ref(previous.ref, iteration))
             refs = list((fork or {}).get("inputData", {}).get("forkedTasks") or [])
         else:
             refs = list(node.join_on)
@@ -744,7 +897,11 @@ class _Decider:
             return self.ended(record)
         if node.type == "EXCLUSIVE_JOIN":
             return self.exclusive_join(node, record, refs, iteration)
-        joined = [self.latest.get(r) for r in refs]
+        running = {self.records[i]["referenceTaskName"] for i in self.open if i in self.records}
+        if any(r in running for r in refs):
+            return False
+        found = self.source.get([r for r in refs if r not in self.latest])
+        joined = [self.latest.get(r) or found.get(r) for r in refs]
         if any(t is None or not TaskStatus(t["status"]).terminal for t in joined):
             return False
         output = {t["referenceTaskName"]: t.get("outputData") for t in joined if t and t.get("outputData")}
@@ -768,10 +925,8 @@ class _Decider:
     def exclusive_join(self, node: Join, record: dict[str, Any], refs: list[str], iteration: int) -> bool:
         chosen = None
         for group in (refs, [iteration_ref(r, iteration) for r in node.default_join]):
-            chosen = next(
-                (self.latest[r] for r in group if r in self.latest and self.latest[r]["status"] != "SKIPPED"),
-                None,
-            )
+            found = {r: self.get(r) for r in group}
+            chosen = next((t for t in found.values() if t is not None and t["status"] != "SKIPPED"), None)
             if chosen is not None:
                 break
         if chosen is None or not TaskStatus(chosen["status"]).terminal:
@@ -786,11 +941,12 @@ class _Decider:
     # -- DO_WHILE ------------------------------------------------------------------------------
 
     def loop(self, node: Loop, ref: str, iteration: int, record: dict[str, Any] | None) -> bool:
+        created = record is None
         if record is None:
             record = self.system_record(node, ref, iteration, TaskStatus.IN_PROGRESS)
             try:
                 data = self.resolve_input(node.input_parameters, record["taskId"])
-                items = loop_items(node, data, self.document())
+                items = loop_items(node, data, self.document(node.items))
             except (ExpressionError, DecisionError) as exc:
                 self.put(record)
                 self.finish_record(record, TaskStatus.FAILED_WITH_TERMINAL_ERROR, reason=str(exc))
@@ -808,7 +964,11 @@ class _Decider:
         if TaskStatus(record["status"]).terminal:
             return self.ended(record)
         current = int(record.get("iteration") or 1)
-        if not self.sequence(node.body, current):
+        key = (id(node.body), current)
+        if not created and key not in self.frontier and key not in self.fresh:
+            return False  # its body runs (a loop IN_PROGRESS always has a body task in flight)
+        body_done = self.start(node.body, current) if created else self.sequence(node.body, current)
+        if not body_done:
             if self.failed is not None and self.failed.get("referenceTaskName") != ref:
                 self.finish_record(record, TaskStatus.FAILED, reason=self.failed.get("reasonForIncompletion"))
             return False
@@ -836,26 +996,31 @@ class _Decider:
         self.put(updated)
         if node.keep_last_n:
             self.forget_iterations(node, following - node.keep_last_n)
+        self.start(node.body, following)
         return False
 
     def iteration_outputs(self, node: Loop, iteration: int) -> dict[str, Any]:
+        """The outputs of the body's tasks in ``iteration``, by reference without ``__<iteration>``."""
+        refs = [iteration_ref(n.ref, iteration) for n in walk(node.body)]
+        found = self.source.get([r for r in refs if r not in self.latest])
         outputs: dict[str, Any] = {}
-        suffix = f"__{iteration}"
-        for ref, record in self.latest.items():
-            inside = record.get("workflowTask") or _inside(self.plan, node, base_ref(ref))
-            if ref.endswith(suffix) and int(record.get("iteration") or 0) == iteration and inside:
+        for ref in refs:
+            record = self.latest.get(ref) or found.get(ref)
+            if record is not None:
                 outputs[base_ref(ref)] = record.get("outputData") or {}
         return outputs
 
     def forget_iterations(self, node: Loop, before: int) -> None:
         """keepLastN: remove the task instances of iterations before ``before``."""
-        for task_id, record in list(self.records.items()):
+        inside = {n.ref for n in walk(node.body)}
+        for record in self.all_records():
             it = int(record.get("iteration") or 0)
-            if 0 < it < before and _inside(self.plan, node, base_ref(record["referenceTaskName"])):
-                self.transition.change.remove.append(task_id)
-                del self.records[task_id]
-                if self.latest.get(record["referenceTaskName"], {}).get("taskId") == task_id:
-                    del self.latest[record["referenceTaskName"]]
+            ref = record["referenceTaskName"]
+            if 0 < it < before and base_ref(ref) in inside:
+                self.transition.change.remove.append(record["taskId"])
+                self.transition.change.forget.append(ref)
+                self.records.pop(record["taskId"], None)
+                self.latest.pop(ref, None)
 
     def condition(self, node: Loop, record: Mapping[str, Any], output: Mapping[str, Any]) -> bool:
         if not node.condition.strip():
@@ -988,14 +1153,17 @@ def child_start(plan: Plan, workflow: Mapping[str, Any], record: Mapping[str, An
     )
 
 
+def _unsuccessful(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The failed tasks a completed flow went past (permissive ones), newest attempt of each."""
+    latest: dict[str, dict[str, Any]] = {}
+    for task in tasks:
+        latest[task["referenceTaskName"]] = task
+    failed = ("FAILED", "FAILED_WITH_TERMINAL_ERROR", "TIMED_OUT")
+    return [t for t in latest.values() if t["status"] in failed]
+
+
 def _order(record: Mapping[str, Any]) -> tuple[int, int]:
     return int(record.get("seq") or 0), int(record.get("retryCount") or 0)
-
-
-def _inside(plan: Plan, loop: Loop, ref: str) -> bool:
-    from translator.plan import walk
-
-    return any(getattr(n, "ref", None) == ref for n in walk(loop.body))
 
 
 def _item_fields(items: list[Any] | None, index: int) -> dict[str, Any]:

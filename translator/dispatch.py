@@ -32,6 +32,7 @@ from translator.records import (
     failure_workflow_input,
     plan_of,
     start_workflow,
+    store_records,
     terminate,
 )
 from translator.state import Deadline, StateStore, now_ms
@@ -85,12 +86,17 @@ def send(app: Celery, store: StateStore, wf_id: str, dispatch: Dispatch) -> None
         ).apply_async()
     except (OperationalError, OSError) as exc:
         task_id = _task_id(wf_id, dispatch.ref, dispatch.attempt)
-        record = next((t for t in store.tasks(wf_id) if t["taskId"] == task_id), None)
+        record = _task(store, wf_id, task_id)
         if record is None:
             raise
         log.warning("workflow %s: %s not sent (%s); the sweeper sends it later", wf_id, dispatch.ref, exc)
         deadline, due = wake_deadline(record)
         store.add_deadlines([(deadline, max(due, now_ms() + BROKER_RETRY_MS))])
+
+
+def _task(store: StateStore, wf_id: str, task_id: str) -> dict[str, Any] | None:
+    """One task record (read with the open ones: cheap whatever the workflow's length)."""
+    return next((t for t in store.snapshot(wf_id, [task_id]).tasks if t["taskId"] == task_id), None)
 
 
 def _task_id(wf_id: str, ref: str, attempt: int) -> str:
@@ -139,7 +145,7 @@ def start_child(app: Celery, store: StateStore, wf_id: str, child: ChildStart) -
 def _child_deadline(store: StateStore, wf_id: str, child: ChildStart) -> list[Deadline]:
     """The ``child`` deadline of the task that starts ``child`` (none if its record is gone)."""
     task_id = _task_id(wf_id, child.ref, child.attempt)
-    record = next((t for t in store.tasks(wf_id) if t["taskId"] == task_id), None)
+    record = _task(store, wf_id, task_id)
     return [child_deadline(record)[0]] if record is not None else []
 
 
@@ -182,7 +188,7 @@ def notify_parent(app: Celery, store: StateStore, child_id: str) -> None:
         return
     parent_id, task_id = child["parentWorkflowId"], child.get("parentWorkflowTaskId")
     for _ in range(MAX_CONFLICTS):
-        snap = store.snapshot(parent_id)
+        snap = store.snapshot(parent_id, [task_id] if task_id else [])
         plan = plan_of(store, snap.workflow) if snap.workflow is not None else None
         record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
         if plan is None or snap.workflow is None or record is None or record["status"] != "IN_PROGRESS":
@@ -205,7 +211,9 @@ def notify_parent(app: Celery, store: StateStore, child_id: str) -> None:
         }
         if child.get("reasonForIncompletion"):
             updated["reasonForIncompletion"] = child["reasonForIncompletion"]
-        transition = decide(plan, snap.workflow, snap.tasks, [updated], timing_of(app))
+        transition = decide(
+            plan, snap.workflow, store_records(store, parent_id, snap), [updated], timing_of(app)
+        )
         transition.change.drop.append(child_deadline(record)[0])
         expect = (task_id, "IN_PROGRESS", int(record.get("startTime") or 0))
         saved = store.apply(
@@ -295,7 +303,7 @@ def follow(app: Celery, store: StateStore, plan: Plan, wf_id: str, result: Any) 
     from translator.runtime import Outcome
 
     if result.outcome is Outcome.RETRY:
-        record = next((t for t in store.tasks(wf_id) if t["taskId"] == result.task_id), None)
+        record = _task(store, wf_id, result.task_id) if result.task_id else None
         if record is not None:
             dispatch = Dispatch(
                 record["referenceTaskName"], step_of(plan, record), result.attempt, result.countdown

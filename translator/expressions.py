@@ -311,3 +311,38 @@ def allowed_environment(
     if names is None:
         names = environ.get(ENV_ALLOWLIST_VARIABLE, "").split(",")
     return {name: environ[name] for name in (n.strip() for n in names) if name and name in environ}
+
+
+def first_segment(path: str) -> str:
+    """The first name a JSONPath reads (``a`` of ``a.output.b``, ``$.a.b``, ``$['a']``)."""
+    text = path.strip()
+    if text.startswith("$."):
+        text = text[2:]
+    elif text.startswith("$["):
+        match = re.match(r"\$\[\s*['\"]([^'\"]*)['\"]\s*\]", text)
+        return match.group(1) if match else ""
+    return re.split(r"[.\[]", text, maxsplit=1)[0].strip()
+
+
+def referenced_names(value: Any) -> set[str] | None:
+    """The first names the ``${...}`` expressions in ``value`` read (task references, ``workflow``),
+    or None when an expression builds its path at run time (a nested ``${``): then anything may be
+    read."""
+    names: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "${" not in item:
+                continue
+            for expr in expressions_in(item):
+                body = expr.body.strip()
+                if "${" in body:
+                    return None
+                names.add(first_segment(body))
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+            stack.extend(k for k in item if isinstance(k, str) and "${" in k)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return names

@@ -326,6 +326,32 @@ class Plan:
         """Every node by reference."""
         return {node.ref: node for node in walk(self.root) if not isinstance(node, Sequence)}
 
+    @cached_property
+    def paths(self) -> dict[str, tuple[tuple[int, int, str], ...]]:
+        """For each node, the way from the root to it: (id of a Sequence, index in it, reference of
+        the node there) for every level, the node itself last."""
+        found: dict[str, tuple[tuple[int, int, str], ...]] = {}
+
+        def visit(sequence: Sequence, above: tuple[tuple[int, int, str], ...]) -> None:
+            for index, node in enumerate(sequence.nodes):
+                here = (*above, (id(sequence), index, node.ref))
+                found[node.ref] = here
+                for nested in children(node):
+                    visit(nested, here)
+
+        visit(self.root, ())
+        return found
+
+    @cached_property
+    def loop_sequences(self) -> frozenset[int]:
+        """The ids of the sequences inside a DO_WHILE's body (their tasks run once per iteration)."""
+        inside: set[int] = set()
+        for node in walk(self.root):
+            if isinstance(node, Loop):
+                inside.add(id(node.body))
+                inside.update(id(seq) for n in walk(node.body) for seq in children(n))
+        return frozenset(inside)
+
     def node(self, ref: str) -> Node:
         """The node of a task reference (a DO_WHILE body task's ``ref__N`` included)."""
         found = self.nodes.get(ref) or self.nodes.get(base_ref(ref))

@@ -17,6 +17,7 @@ from translator.deadlines import workflow_deadline
 from translator.decide import (
     DEFAULT_TIMING,
     FAILURE_WORKFLOW_STATUSES,
+    Records,
     Timing,
     Transition,
     attempt_id,
@@ -30,7 +31,7 @@ from translator.decide import (
 )
 from translator.expressions import apply_workflow_input_template
 from translator.plan import Plan
-from translator.state import FAILURE_WORKFLOW_KEY, StateStore, now_ms
+from translator.state import FAILURE_WORKFLOW_KEY, Snapshot, StateStore, now_ms
 from translator.status import WorkflowStatus
 
 log = logging.getLogger("translator.runtime")
@@ -86,6 +87,17 @@ def plan_of(store: StateStore, workflow: Mapping[str, Any]) -> Plan | None:
         while len(_PLAN_CACHE) > _PLAN_CACHE_SIZE:
             _PLAN_CACHE.popitem(last=False)
     return plan
+
+
+def store_records(store: StateStore, wf_id: str, snap: Snapshot) -> Records:
+    """The records a decision reads: the snapshot's, and any other from the store on demand."""
+    return Records(
+        snap.tasks,
+        snap.open_ids,
+        fetch_latest=lambda refs: store.latest_records(wf_id, refs),
+        fetch_all=lambda: store.tasks(wf_id),
+        seq=snap.seq,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,7 +187,7 @@ def terminate(store: StateStore, wf_id: str, reason: str) -> Transition | None:
         plan = plan_of(store, snap.workflow) if snap.workflow is not None else None
         if plan is None or snap.workflow is None or WorkflowStatus(snap.workflow["status"]).terminal:
             return None
-        transition = end(plan, snap.workflow, snap.tasks, WorkflowStatus.TERMINATED, reason)
+        transition = end(plan, snap.workflow, store.tasks(wf_id), WorkflowStatus.TERMINATED, reason)
         saved = store.apply(wf_id, transition.change, rev=int(snap.workflow.get("_rev") or 0))
         if saved.applied:
             log_end(True, plan, wf_id, transition.change.finish or {})

@@ -32,6 +32,7 @@ from translator.deadlines import (
 )
 from translator.decide import (
     DEFAULT_TIMING,
+    Records,
     Timing,
     Transition,
     attempt_id,
@@ -42,10 +43,10 @@ from translator.decide import (
     step_of,
 )
 from translator.errors import ExpressionError, NonRetryableError
-from translator.expressions import allowed_environment, resolve_task_input
+from translator.expressions import allowed_environment, referenced_names, resolve_task_input
 from translator.limits import Limiter, Limits
 from translator.plan import Plan, Step, message_expiry
-from translator.records import log_end, plan_of
+from translator.records import log_end, plan_of, store_records
 from translator.state import Change, Deadline, Saved, StateStore, now_ms
 from translator.status import TaskStatus, WorkflowStatus
 from translator.text import REASON_LIMIT, short_traceback, shorten
@@ -89,7 +90,7 @@ class _Attempt:
     store: StateStore
     plan: Plan
     workflow: dict[str, Any]
-    tasks: list[dict[str, Any]]
+    records: Records  # what the attempt read of the execution (others are read on demand)
     step: Step
     record: dict[str, Any]
     rev: int  # the execution's revision when read: a decision is stored only if it is unchanged
@@ -104,16 +105,25 @@ class _Attempt:
 
     def refresh(self) -> bool:
         """Read the execution again after a conflict; False when it is no longer running."""
-        snap = self.store.snapshot(self.workflow["workflowId"])
+        wf_id = self.workflow["workflowId"]
+        snap = self.store.snapshot(wf_id, _attempt_ids(wf_id, self.record))
         if snap.workflow is None or WorkflowStatus(snap.workflow["status"]).terminal:
             return False
-        self.workflow, self.tasks, self.rev = snap.workflow, snap.tasks, int(snap.workflow.get("_rev") or 0)
+        self.workflow, self.rev = snap.workflow, int(snap.workflow.get("_rev") or 0)
+        self.records = store_records(self.store, wf_id, snap)
         return True
 
-    def with_record(self) -> list[dict[str, Any]]:
-        """The tasks with this attempt's record in its current state."""
-        others = [t for t in self.tasks if t["taskId"] != self.record["taskId"]]
-        return sorted([*others, self.record], key=lambda t: t.get("seq", 0))
+    @property
+    def first_scheduled(self) -> int:
+        """When the first attempt of this task was scheduled (totalTimeoutSeconds counts from it)."""
+        first = attempt_id(self.workflow["workflowId"], self.record["referenceTaskName"], 0)
+        found = self.records.known.get(first)
+        return int(found["scheduledTime"]) if found else int(self.record["scheduledTime"])
+
+
+def _attempt_ids(wf_id: str, record: Mapping[str, Any]) -> list[str]:
+    """The ids an attempt reads with the execution: its own, and its task's first attempt's."""
+    return [record["taskId"], attempt_id(wf_id, record["referenceTaskName"], 0)]
 
 
 def _load_attempt(
@@ -127,7 +137,13 @@ def _load_attempt(
 ) -> _Attempt | StepResult:
     """The attempt as stored (``attempt`` None: the latest of ``ref``), or STOP when there is nothing
     to do (no such workflow, it ended, or the record is missing and ``create`` is false)."""
-    snap = store.snapshot(wf_id)
+    if attempt is None:
+        latest = store.latest_records(wf_id, [ref]).get(ref)
+        attempt = int(latest["retryCount"]) if latest is not None else None
+        if attempt is None:
+            return StepResult(Outcome.STOP)
+    task_id = attempt_id(wf_id, ref, attempt)
+    snap = store.snapshot(wf_id, [task_id, attempt_id(wf_id, ref, 0)])
     workflow = snap.workflow
     plan = plan_of(store, workflow) if workflow is not None else None
     if plan is None or workflow is None:
@@ -135,13 +151,9 @@ def _load_attempt(
         return StepResult(Outcome.STOP)
     if WorkflowStatus(workflow["status"]).terminal:
         return StepResult(Outcome.STOP)
-    if attempt is None:
-        record = next((t for t in reversed(snap.tasks) if t["referenceTaskName"] == ref), None)
-    else:
-        task_id = attempt_id(wf_id, ref, attempt)
-        record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
+    record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
     if record is None:
-        if not create or attempt is None:
+        if not create:
             return StepResult(Outcome.STOP)
         try:
             step = plan.step(ref)
@@ -154,7 +166,7 @@ def _load_attempt(
         store,
         plan,
         workflow,
-        snap.tasks,
+        store_records(store, wf_id, snap),
         step,
         record,
         int(workflow.get("_rev") or 0),
@@ -225,10 +237,7 @@ def execute_step(
 
 
 def _first_scheduled(run: _Attempt) -> int:
-    return min(
-        (t["scheduledTime"] for t in run.with_record() if t["referenceTaskName"] == run.step.ref),
-        default=run.record["scheduledTime"],
-    )
+    return run.first_scheduled
 
 
 def total_timeout_reason(run: _Attempt) -> str:
@@ -270,7 +279,7 @@ def _run_attempt(run: _Attempt, attempt: int, worker_id: str, started_ms: int | 
     try:
         record["inputData"] = resolve_task_input(
             step.input_parameters,
-            evaluation_document(run.workflow, run.tasks),
+            _input_document(run, step),
             input_template=step.input_template,
             task_id=record["taskId"],
             env=allowed_environment(),
@@ -336,6 +345,16 @@ def _run_attempt(run: _Attempt, attempt: int, worker_id: str, started_ms: int | 
     return _carry_on(run)
 
 
+def _input_document(run: _Attempt, step: Step) -> dict[str, Any]:
+    """The evaluation document with the records the step's input expressions read."""
+    names = referenced_names([step.input_parameters, step.input_template])
+    if names is None:
+        records: list[dict[str, Any]] = run.records.all()
+    else:
+        records = list(run.records.get(n for n in names if n != "workflow").values())
+    return evaluation_document(run.workflow, records)
+
+
 def _heartbeat(store: StateStore, record: Mapping[str, Any], step: Step) -> Callable[[], None] | None:
     """What ``TaskContext.heartbeat`` does: push the attempt's response deadline back."""
     seconds = step.policy.response_timeout_seconds
@@ -378,7 +397,7 @@ def _carry_on(run: _Attempt) -> StepResult:
     wf_id = run.workflow["workflowId"]
 
     def build() -> Transition:
-        transition = decide(run.plan, run.workflow, run.tasks, [run.record], run.timing)
+        transition = decide(run.plan, run.workflow, run.records, [run.record], run.timing)
         transition.change.drop += _ref_ended(run)
         return transition
 
@@ -431,7 +450,7 @@ def _after_failure(
         record["retried"] = True
 
         def build() -> Transition:
-            seq = max((int(t.get("seq") or 0) for t in run.tasks), default=0) + 1
+            seq = run.records.seq + 1
             retry = scheduled_record(
                 run.workflow,
                 run.step,
@@ -605,7 +624,7 @@ def workflow_timed_out(store: StateStore, deadline: Deadline) -> Transition | No
         if plan.timeout_policy != "TIME_OUT_WF":
             log.warning("workflow %s (%s): %s", deadline.wf, plan.name, reason)
             return None
-        transition = end(plan, workflow, snap.tasks, WorkflowStatus.TIMED_OUT, reason)
+        transition = end(plan, workflow, store.tasks(deadline.wf), WorkflowStatus.TIMED_OUT, reason)
         saved = store.apply(deadline.wf, transition.change, rev=int(workflow.get("_rev") or 0))
         if saved.applied:
             log.warning("workflow %s (%s): %s", deadline.wf, plan.name, reason)

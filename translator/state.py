@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -107,9 +108,23 @@ class Change:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     created: set[str] = field(default_factory=set)  # of ``records``: written only if absent
     remove: list[str] = field(default_factory=list)
+    forget: list[str] = field(default_factory=list)  # references whose newest record is removed
     add: list[Due] = field(default_factory=list)
     drop: list[Deadline] = field(default_factory=list)
     finish: dict[str, Any] | None = None
+
+    def latest(self) -> dict[str, str]:
+        """Reference -> taskId of the newest record this change writes for it (a DO_WHILE body task's
+        record also under its reference without ``__<iteration>``, as ``${...}`` reads it)."""
+        found: dict[str, tuple[tuple[int, int], str]] = {}
+        for task_id, record in self.records.items():
+            order = (int(record.get("seq") or 0), int(record.get("retryCount") or 0))
+            ref = record["referenceTaskName"]
+            names = [ref, ITERATION.sub("", ref)] if record.get("iteration") else [ref]
+            for name in names:
+                if name not in found or found[name][0] <= order:
+                    found[name] = (order, task_id)
+        return {name: task_id for name, (_, task_id) in found.items()}
 
     def write(self, record: dict[str, Any]) -> None:
         self.records[record["taskId"]] = record
@@ -121,15 +136,35 @@ class Change:
 
 
 Expect = tuple[str, str, int]  # (taskId, status, startTime) a record must still have
+TERMINAL_TASK_STATUSES = frozenset(
+    {
+        "COMPLETED",
+        "COMPLETED_WITH_ERRORS",
+        "FAILED",
+        "FAILED_WITH_TERMINAL_ERROR",
+        "TIMED_OUT",
+        "CANCELED",
+        "SKIPPED",
+    }
+)
+ITERATION = re.compile(r"__\d+$")
+
+
+def is_open(record: dict[str, Any]) -> bool:
+    """A task record that is not terminal (SCHEDULED, IN_PROGRESS)."""
+    return record["status"] not in TERMINAL_TASK_STATUSES
 
 
 @dataclass
 class Snapshot:
-    """One consistent read of an execution, taken by a step before it runs."""
+    """One consistent read of an execution: its fields (with its revision ``_rev``), its open task
+    records (not terminal) and the records asked for by id. Other records are read on demand
+    (``latest_records``, ``tasks``): a step's cost does not grow with the workflow."""
 
     workflow: dict[str, Any] | None
-    tasks: list[dict[str, Any]]
+    tasks: list[dict[str, Any]]  # the open records and those asked for, in ``seq`` order
     seq: int = 0  # a sequence number reserved for the record this step will schedule
+    open_ids: frozenset[str] = frozenset()  # the ids of the open records
 
 
 class StateStore(ABC):
@@ -153,8 +188,14 @@ class StateStore(ABC):
         """
 
     @abstractmethod
-    def snapshot(self, wf_id: str) -> Snapshot:
-        """Workflow fields and tasks in one round trip, reserving one ``seq`` number."""
+    def snapshot(self, wf_id: str, task_ids: Sequence[str] = ()) -> Snapshot:
+        """Workflow fields, open task records and the records ``task_ids`` in one round trip,
+        reserving one ``seq`` number."""
+
+    @abstractmethod
+    def latest_records(self, wf_id: str, refs: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The newest record of each reference found (a DO_WHILE body task also under its reference
+        without ``__<iteration>``)."""
 
     @abstractmethod
     def apply(
@@ -265,6 +306,23 @@ class MemoryStore(StateStore):
         self._tasks: dict[str, dict[str, str]] = {}
         self._seq: dict[str, int] = {}
         self._deadlines: dict[str, int] = {}
+        self._latest: dict[str, dict[str, str]] = {}  # workflow -> reference -> taskId
+        self._open: dict[str, set[str]] = {}  # workflow -> ids of its open records
+
+    def _index(self, wf_id: str, change: Change) -> None:
+        """Keep the references' newest records and the open ids up to date with ``change``."""
+        latest = self._latest.setdefault(wf_id, {})
+        latest.update(change.latest())
+        open_ids = self._open.setdefault(wf_id, set())
+        for task_id, record in change.records.items():
+            if is_open(record):
+                open_ids.add(task_id)
+            else:
+                open_ids.discard(task_id)
+        for task_id in change.remove:
+            open_ids.discard(task_id)
+        for name in change.forget:
+            latest.pop(name, None)
 
     def create_workflow(
         self,
@@ -288,12 +346,19 @@ class MemoryStore(StateStore):
             for task in first:
                 self._tasks[wf_id][task["taskId"]] = json.dumps(task)
             self._seq[wf_id] = max((int(t.get("seq") or 0) for t in first), default=0)
+            change = Change()
+            for task in first:
+                change.write(task)
+            self._index(wf_id, change)
             return True
 
-    def snapshot(self, wf_id: str) -> Snapshot:
+    def snapshot(self, wf_id: str, task_ids: Sequence[str] = ()) -> Snapshot:
         with self._lock:
             workflow = self._workflows.get(wf_id)
-            tasks = [json.loads(t) for t in self._tasks.get(wf_id, {}).values()]
+            records = self._tasks.get(wf_id, {})
+            open_ids = frozenset(self._open.get(wf_id, set()))
+            wanted = [i for i in dict.fromkeys([*sorted(open_ids), *task_ids]) if i in records]
+            tasks = [json.loads(records[i]) for i in wanted]
             seq = 0
             if workflow is not None:
                 self._seq[wf_id] = seq = self._seq.get(wf_id, 0) + 1
@@ -301,7 +366,14 @@ class MemoryStore(StateStore):
                 json.loads(json.dumps(workflow)) if workflow is not None else None,
                 sorted(tasks, key=lambda t: t.get("seq", 0)),
                 seq,
+                open_ids,
             )
+
+    def latest_records(self, wf_id: str, refs: Sequence[str]) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            latest, records = self._latest.get(wf_id, {}), self._tasks.get(wf_id, {})
+            found = {ref: records.get(latest.get(ref, "")) for ref in refs}
+            return {ref: json.loads(raw) for ref, raw in found.items() if raw is not None}
 
     def apply(
         self, wf_id: str, change: Change, *, expect: Expect | None = None, rev: int | None = None
@@ -323,6 +395,9 @@ class MemoryStore(StateStore):
                     records[task_id] = json.dumps(record)
             for task_id in change.remove:
                 records.pop(task_id, None)
+            self._index(wf_id, change)
+            top = max((int(r.get("seq") or 0) for r in change.records.values()), default=0)
+            self._seq[wf_id] = max(self._seq.get(wf_id, 0), top)
             self._register(change.add, change.drop)
             workflow["_rev"] = int(workflow.get("_rev") or 0) + 1
             if change.finish is not None:
@@ -369,6 +444,9 @@ class MemoryStore(StateStore):
             status = json.loads(current)["status"] if current else "SCHEDULED"
             if status == "SCHEDULED" or (status == "IN_PROGRESS" and takeover):
                 records[task["taskId"]] = json.dumps(task)
+                change = Change()
+                change.write(task)
+                self._index(wf_id, change)
                 self._register(deadlines, clear)
                 return None
             return status
@@ -399,6 +477,9 @@ class MemoryStore(StateStore):
     def save_task(self, wf_id: str, task: dict[str, Any]) -> None:
         with self._lock:
             self._tasks.setdefault(wf_id, {})[task["taskId"]] = json.dumps(task)
+            change = Change()
+            change.write(task)
+            self._index(wf_id, change)
 
     def tasks(self, wf_id: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -482,7 +563,8 @@ local function deadlines(key, adds, removes)
 end
 """
 
-# KEYS: tasks, deadlines, workflow. ARGV: taskId, task JSON, takeover, deadlines to add and to drop, ttl.
+# KEYS: tasks, deadlines, workflow, latest, open. ARGV: taskId, task JSON, takeover, deadlines to add
+# and to drop, ttl, then the names the record is the newest of.
 _CLAIM_SCRIPT = (
     _DEADLINES_LUA
     + _LIFETIME_LUA
@@ -492,8 +574,12 @@ local status = 'SCHEDULED'
 if current then status = cjson.decode(current)['status'] end
 if status == 'SCHEDULED' or (status == 'IN_PROGRESS' and ARGV[3] == '1') then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('SADD', KEYS[5], ARGV[1])
+  for i = 7, #ARGV do redis.call('HSET', KEYS[4], ARGV[i], ARGV[1]) end
   deadlines(KEYS[2], ARGV[4], ARGV[5])
-  follow(KEYS[3], KEYS[1], tonumber(ARGV[6]))
+  for i = 1, 5 do
+    if i ~= 2 and i ~= 3 then follow(KEYS[3], KEYS[i], tonumber(ARGV[6])) end
+  end
   return false
 end
 return status
@@ -502,8 +588,11 @@ return status
 
 # KEYS: tasks, workflow, seq, deadlines. ARGV: expected taskId ('' = none), its status and startTime,
 # revision ('' = any), ttl once ended, deadlines to add, deadlines to drop, terminal statuses, prefix,
-# workflow id, the number of records, then taskId/JSON/create-only ('1': HSETNX) triples, the number
-# of ids to remove, the ids, then the field/value pairs that end the workflow.
+# workflow id, the number of records, then taskId/JSON/create-only ('1': HSETNX)/open ('1') quads, the
+# number of newest-record pairs (name, taskId), the pairs, the number of names to forget, the names, the
+# number of ids to remove, the ids, the highest seq written (the counter is raised to it), then the
+# field/value pairs that end the workflow.
+# KEYS[5], KEYS[6]: the references' newest records (hash) and the open records' ids (set).
 # Returns {applied, ended, conflict}.
 _APPLY_SCRIPT = (
     _DEADLINES_LUA
@@ -528,39 +617,77 @@ end
 local i = 11
 local n = tonumber(ARGV[i])
 for j = 1, n do
-  local at = i + 3 * j - 2
+  local at = i + 4 * j - 3
   if ARGV[at + 2] == '1' then
     redis.call('HSETNX', KEYS[1], ARGV[at], ARGV[at + 1])
   else
     redis.call('HSET', KEYS[1], ARGV[at], ARGV[at + 1])
   end
+  if ARGV[at + 3] == '1' then
+    redis.call('SADD', KEYS[6], ARGV[at])
+  else
+    redis.call('SREM', KEYS[6], ARGV[at])
+  end
 end
-i = i + 3 * n + 1
+i = i + 4 * n + 1
 n = tonumber(ARGV[i])
-for j = 1, n do redis.call('HDEL', KEYS[1], ARGV[i + j]) end
+for j = 1, n do redis.call('HSET', KEYS[5], ARGV[i + 2 * j - 1], ARGV[i + 2 * j]) end
+i = i + 2 * n + 1
+n = tonumber(ARGV[i])
+for j = 1, n do redis.call('HDEL', KEYS[5], ARGV[i + j]) end
+i = i + n + 1
+n = tonumber(ARGV[i])
+for j = 1, n do
+  redis.call('HDEL', KEYS[1], ARGV[i + j])
+  redis.call('SREM', KEYS[6], ARGV[i + j])
+end
 i = i + n + 1
 deadlines(KEYS[4], ARGV[6], ARGV[7])
 redis.call('HSET', KEYS[2], '_rev', rev + 1)
+local top = tonumber(ARGV[i])
+if top > tonumber(redis.call('GET', KEYS[3]) or '0') then redis.call('SET', KEYS[3], top) end
+i = i + 1
 if #ARGV >= i then
   for k = i, #ARGV - 1, 2 do redis.call('HSET', KEYS[2], ARGV[k], ARGV[k + 1]) end
-  ended({KEYS[2], KEYS[1], KEYS[3]}, tonumber(ARGV[5]), ARGV[9], ARGV[10])
+  ended({KEYS[2], KEYS[1], KEYS[3], KEYS[5], KEYS[6]}, tonumber(ARGV[5]), ARGV[9], ARGV[10])
   return {1, 1, 0}
 end
 return {1, 0, 0}
 """
 )
 
-# KEYS: workflow, tasks, seq. ARGV: ttl. The fields (flat), the task records and a reserved seq.
+# KEYS: workflow, tasks, seq, open. ARGV: ttl, then task ids. The fields (flat), the open ids, the
+# records of the open ids and of the ids asked for (false where missing), a reserved seq.
 _SNAPSHOT_SCRIPT = (
     _LIFETIME_LUA
     + """
 local fields = redis.call('HGETALL', KEYS[1])
-if #fields == 0 then return {{}, {}, 0} end
+if #fields == 0 then return {{}, {}, {}, 0} end
 local seq = redis.call('INCR', KEYS[3])
 follow(KEYS[1], KEYS[3], tonumber(ARGV[1]))
-return {fields, redis.call('HVALS', KEYS[2]), seq}
+local open = redis.call('SMEMBERS', KEYS[4])
+local ids = {}
+for _, id in ipairs(open) do table.insert(ids, id) end
+for i = 2, #ARGV do table.insert(ids, ARGV[i]) end
+local records = {}
+if #ids > 0 then records = redis.call('HMGET', KEYS[2], unpack(ids)) end
+return {fields, open, records, seq}
 """
 )
+
+# KEYS: latest, tasks. ARGV: references. Their newest records, as [reference, JSON] pairs.
+_LATEST_SCRIPT = """
+local found = {}
+if #ARGV == 0 then return found end
+local ids = redis.call('HMGET', KEYS[1], unpack(ARGV))
+for i, id in ipairs(ids) do
+  if id then
+    local record = redis.call('HGET', KEYS[2], id)
+    if record then table.insert(found, {ARGV[i], record}) end
+  end
+end
+return found
+"""
 
 # KEYS: workflow, key (a hash). ARGV: ttl, then field/value pairs.
 _HSET_SCRIPT = (
@@ -602,6 +729,14 @@ def _records(tasks: dict[str, Any] | Sequence[dict[str, Any]] | None) -> list[di
     return [tasks] if isinstance(tasks, dict) else list(tasks)
 
 
+def _names(record: dict[str, Any]) -> list[str]:
+    """The names a record is found by as the newest of: its reference (and, in a DO_WHILE body, the
+    reference without ``__<iteration>``)."""
+    ref = record["referenceTaskName"]
+    base = ITERATION.sub("", ref) if record.get("iteration") else ref
+    return [ref] if base == ref else [ref, base]
+
+
 def _pairs(fields: dict[str, Any]) -> list[str]:
     """Field/value arguments of a script, values JSON-encoded."""
     return [item for name, value in fields.items() for item in (name, json.dumps(value))]
@@ -630,11 +765,17 @@ class RedisStore(StateStore):
         self._incr = self.client.register_script(_INCR_SCRIPT)
         self._update = self.client.register_script(_UPDATE_SCRIPT)
         self._claim_due = self.client.register_script(_CLAIM_DUE_SCRIPT)
+        self._latest = self.client.register_script(_LATEST_SCRIPT)
         self.deadlines_key = f"{prefix}deadlines"
 
     def _keys(self, wf_id: str) -> tuple[str, str, str]:
         base = f"{self.prefix}wf:{wf_id}"
         return base, base + ":tasks", base + ":seq"
+
+    def _index_keys(self, wf_id: str) -> tuple[str, str]:
+        """The references' newest records (hash name -> taskId) and the open records' ids (set)."""
+        base = f"{self.prefix}wf:{wf_id}"
+        return base + ":latest", base + ":open"
 
     def _plan_key(self, digest: str) -> str:
         return f"{self.prefix}plan:{digest}"
@@ -645,7 +786,7 @@ class RedisStore(StateStore):
         keys = list(self._keys(wf_id))
         if digest:
             keys += [self._plan_key(digest), self._plan_key(digest) + ":refs"]
-        return keys
+        return keys + list(self._index_keys(wf_id))
 
     def ping(self) -> None:
         try:
@@ -684,18 +825,35 @@ class RedisStore(StateStore):
             if first:
                 pipe.hset(tasks, mapping={t["taskId"]: json.dumps(t) for t in first})
                 pipe.set(seq, max(int(t.get("seq") or 0) for t in first))
+                change = Change()
+                for task in first:
+                    change.write(task)
+                latest, open_key = self._index_keys(wf_id)
+                pipe.hset(latest, mapping=change.latest())
+                opened = [t["taskId"] for t in first if is_open(t)]
+                if opened:
+                    pipe.sadd(open_key, *opened)
             if deadlines:
                 pipe.zadd(self.deadlines_key, {deadline.member(): due for deadline, due in deadlines})
             pipe.execute()
         return True
 
-    def snapshot(self, wf_id: str) -> Snapshot:
-        raw_workflow, raw_tasks, reserved = self._snapshot(keys=list(self._keys(wf_id)), args=[self.ttl])
+    def snapshot(self, wf_id: str, task_ids: Sequence[str] = ()) -> Snapshot:
+        main, tasks, seq = self._keys(wf_id)
+        keys = [main, tasks, seq, self._index_keys(wf_id)[1]]
+        raw_workflow, open_ids, raw_tasks, reserved = self._snapshot(keys=keys, args=[self.ttl, *task_ids])
         if not raw_workflow:
             return Snapshot(None, [])
         pairs = zip(raw_workflow[::2], raw_workflow[1::2], strict=True)
-        records = sorted((json.loads(v) for v in raw_tasks), key=lambda t: t.get("seq", 0))
-        return Snapshot({k: json.loads(v) for k, v in pairs}, records, int(reserved))
+        unique = {r["taskId"]: r for r in (json.loads(v) for v in raw_tasks if v)}
+        records = sorted(unique.values(), key=lambda t: t.get("seq", 0))
+        return Snapshot({k: json.loads(v) for k, v in pairs}, records, int(reserved), frozenset(open_ids))
+
+    def latest_records(self, wf_id: str, refs: Sequence[str]) -> dict[str, dict[str, Any]]:
+        if not refs:
+            return {}
+        keys = [self._index_keys(wf_id)[0], self._keys(wf_id)[1]]
+        return {ref: json.loads(raw) for ref, raw in self._latest(keys=keys, args=list(refs))}
 
     def apply(
         self, wf_id: str, change: Change, *, expect: Expect | None = None, rev: int | None = None
@@ -715,10 +873,16 @@ class RedisStore(StateStore):
             len(change.records),
         ]
         for task_id, record in change.records.items():
-            args += [task_id, json.dumps(record), "1" if task_id in change.created else "0"]
+            created = "1" if task_id in change.created else "0"
+            args += [task_id, json.dumps(record), created, "1" if is_open(record) else "0"]
+        latest = change.latest()
+        args += [len(latest), *(item for pair in latest.items() for item in pair)]
+        args += [len(change.forget), *change.forget]
         args += [len(change.remove), *change.remove]
+        args += [max((int(r.get("seq") or 0) for r in change.records.values()), default=0)]
         args += _pairs(change.finish or {})
-        applied, ended, conflict = self._apply(keys=[tasks, main, seq, self.deadlines_key], args=args)
+        keys = [tasks, main, seq, self.deadlines_key, *self._index_keys(wf_id)]
+        applied, ended, conflict = self._apply(keys=keys, args=args)
         return Saved(bool(applied), bool(ended), bool(conflict))
 
     def add_deadlines(self, deadlines: Sequence[Due]) -> None:
@@ -752,8 +916,10 @@ class RedisStore(StateStore):
             _adds(deadlines),
             _removes(clear),
             self.ttl,
+            *_names(task),
         ]
-        status = self._claim(keys=[tasks, self.deadlines_key, main], args=args)
+        keys = [tasks, self.deadlines_key, main, *self._index_keys(wf_id)]
+        status = self._claim(keys=keys, args=args)
         return status or None
 
     def workflow_fields(self, wf_id: str) -> dict[str, Any] | None:
@@ -782,11 +948,21 @@ class RedisStore(StateStore):
             wf_id,
             *_pairs(fields),
         ]
-        return bool(self._finish(keys=list(self._keys(wf_id)), args=args))
+        return bool(self._finish(keys=[*self._keys(wf_id), *self._index_keys(wf_id)], args=args))
 
     def save_task(self, wf_id: str, task: dict[str, Any]) -> None:
+        """Write one record as is (no decision: tests and repairs)."""
         main, tasks, _ = self._keys(wf_id)
         self._hset(keys=[main, tasks], args=[self.ttl, task["taskId"], json.dumps(task)])
+        latest, open_key = self._index_keys(wf_id)
+        self._hset(
+            keys=[main, latest],
+            args=[self.ttl, *(x for name in _names(task) for x in (name, task["taskId"]))],
+        )
+        if is_open(task):
+            self.client.sadd(open_key, task["taskId"])
+        else:
+            self.client.srem(open_key, task["taskId"])
 
     def tasks(self, wf_id: str) -> list[dict[str, Any]]:
         records = [json.loads(v) for v in self.client.hvals(self._keys(wf_id)[1])]

@@ -149,7 +149,8 @@ class Sweeper:
         if plan is None:
             return
         task_id = attempt_id(deadline.wf, deadline.ref, deadline.attempt)
-        record = next((t for t in self.store.tasks(deadline.wf) if t["taskId"] == task_id), None)
+        snap = self.store.snapshot(deadline.wf, [task_id])
+        record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
         if release_slot and self.limiter is not None and record is not None:
             policy = step_of(plan, record).policy
             if policy.concurrent_exec_limit > 0:
@@ -159,11 +160,11 @@ class Sweeper:
     def _wake(self, deadline: Deadline) -> float | None:
         """Send an attempt that still waits (SCHEDULED, same scheduledTime): parked, or its message
         lost in transit. Returns when to look again (that message may be lost too)."""
-        snap = self.store.snapshot(deadline.wf)
+        task_id = attempt_id(deadline.wf, deadline.ref, deadline.attempt)
+        snap = self.store.snapshot(deadline.wf, [task_id])
         plan = plan_of(self.store, snap.workflow) if snap.workflow is not None else None
         if plan is None or snap.workflow is None or snap.workflow["status"] != "RUNNING":
             return None
-        task_id = attempt_id(deadline.wf, deadline.ref, deadline.attempt)
         record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
         if record is None or record["status"] != "SCHEDULED" or record["scheduledTime"] != deadline.token:
             return None
@@ -172,9 +173,9 @@ class Sweeper:
 
     def _start_child(self, deadline: Deadline) -> None:
         """Start the workflow of a SUB_WORKFLOW / START_WORKFLOW task whose decider died first."""
-        snap = self.store.snapshot(deadline.wf)
-        plan = plan_of(self.store, snap.workflow) if snap.workflow is not None else None
         task_id = attempt_id(deadline.wf, deadline.ref, deadline.attempt)
+        snap = self.store.snapshot(deadline.wf, [task_id])
+        plan = plan_of(self.store, snap.workflow) if snap.workflow is not None else None
         record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
         if plan is None or snap.workflow is None or record is None:
             return
