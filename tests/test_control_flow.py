@@ -91,3 +91,23 @@ def test_switch_runs_the_matching_case_then_continues(runner, kind, route, v):
     execution = runner.run("cf_switch", {"kind": kind})
     assert execution["status"] == "COMPLETED"
     assert execution["output"] == {"route": route, "v": v}  # missing values render as Java's "null"
+
+
+def test_a_hundred_iteration_do_while(runner):
+    execution = runner.run("cf_loop_100", {"times": 100}, timeout=180)
+    assert execution["status"] == "COMPLETED", execution.get("reasonForIncompletion")
+    assert execution["output"] == {"iterations": 100, "last": 101}  # iteration 100 adds 1
+    steps = [t for t in execution["tasks"] if t["referenceTaskName"].startswith("step__")]
+    assert [t["iteration"] for t in steps] == list(range(1, 101))
+    assert {t["status"] for t in steps} == {"COMPLETED"}
+
+
+def test_a_fork_nested_in_a_fork_inside_a_do_while(runner):
+    execution = runner.run("cf_loop_forks", {})
+    assert execution["status"] == "COMPLETED", execution.get("reasonForIncompletion")
+    loop = execution["output"]["loop"]
+    assert loop["iteration"] == 3
+    for i in (1, 2, 3):
+        joined = loop[str(i)]["outer_join"]
+        assert joined[f"inner_join__{i}"] == {f"a__{i}": {"v": i}, f"b__{i}": {"v": "b"}}
+        assert joined[f"c__{i}"] == {"v": "c"}

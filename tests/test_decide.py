@@ -391,3 +391,122 @@ def test_the_workflow_output_parameters_read_nested_tasks(tmp_path):
     ]
     run = Run(plan_of(tmp_path, tasks, outputParameters={"both": "${join.output}"})).drive()
     assert run.workflow["output"] == {"both": {"a": {"ref": "a"}, "b": {"ref": "b"}}}
+
+
+def loop(ref: str, condition: str, body: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+    return {
+        "name": "l",
+        "taskReferenceName": ref,
+        "type": "DO_WHILE",
+        "loopCondition": condition,
+        "loopOver": body,
+        **fields,
+    }
+
+
+def test_do_while_runs_the_body_then_asks_the_condition(tmp_path):
+    tasks = [
+        loop("lp", "if ($.lp['iteration'] < 3) { true; } else { false; }", [simple("x")]),
+        simple("after"),
+    ]
+    run = Run(plan_of(tmp_path, tasks)).drive()
+    assert run.sent == ["x__1", "x__2", "x__3", "after"]
+    record = run.by_ref("lp")
+    assert record["status"] == "COMPLETED" and record["outputData"]["iteration"] == 3
+    assert record["outputData"]["2"] == {"x": {"ref": "x__2"}}
+    assert [run.by_ref(f"x__{i}")["iteration"] for i in (1, 2, 3)] == [1, 2, 3]
+    assert run.workflow["status"] == "COMPLETED"
+
+
+def test_do_while_condition_reads_the_body_output_and_its_input(tmp_path):
+    body = [{**simple("count"), "inputParameters": {"n": "${lp.output.iteration}"}}]
+    tasks = [loop("lp", "$.count.n < $.limit", body, inputParameters={"limit": "${workflow.input.limit}"})]
+
+    def count(record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        return "COMPLETED", {"n": int(record["referenceTaskName"].rsplit("__", 1)[1])}
+
+    run = Run(plan_of(tmp_path, tasks), {"limit": 4}).drive(count)
+    assert run.sent == ["count__1", "count__2", "count__3", "count__4"]
+
+
+def test_do_while_over_items(tmp_path):
+    tasks = [loop("lp", "true", [simple("x")], items="${workflow.input.things}")]
+    run = Run(plan_of(tmp_path, tasks), {"things": ["a", "b"]}).drive()
+    assert run.sent == ["x__1", "x__2"]
+    assert run.by_ref("lp")["outputData"]["iteration"] == 2
+
+
+def test_do_while_over_no_items_completes_at_once(tmp_path):
+    tasks = [loop("lp", "true", [simple("x")], items="${workflow.input.things}"), simple("after")]
+    run = Run(plan_of(tmp_path, tasks), {"things": []})
+    assert run.pending == ["after"] and run.by_ref("lp")["outputData"] == {"iteration": 0}
+
+
+def test_a_failing_body_task_fails_the_loop_and_the_workflow(tmp_path):
+    run = Run(plan_of(tmp_path, [loop("lp", "true", [simple("x")])]))
+    run.finish("x__1", "FAILED")
+    assert run.by_ref("lp")["status"] == "FAILED" and run.workflow["status"] == "FAILED"
+
+
+def test_a_broken_condition_fails_the_loop_with_the_engine_message(tmp_path):
+    run = Run(plan_of(tmp_path, [loop("lp", "$.nope.deeper > 1", [simple("x")])])).drive()
+    record = run.by_ref("lp")
+    assert record["status"] == "FAILED_WITH_TERMINAL_ERROR" and run.workflow["status"] == "FAILED"
+    assert "loopCondition of lp" in record["reasonForIncompletion"]
+
+
+def test_keep_last_n_forgets_older_iterations(tmp_path):
+    tasks = [loop("lp", "$.lp['iteration'] < 5", [simple("x")], inputParameters={"keepLastN": 2})]
+    run = Run(plan_of(tmp_path, tasks)).drive()
+    output = run.by_ref("lp")["outputData"]
+    assert sorted(k for k in output if k != "iteration") == ["4", "5"]
+    assert sorted(t["referenceTaskName"] for t in run.tasks.values() if t["taskType"] == "t") == [
+        "x__4",
+        "x__5",
+    ]
+
+
+def test_a_fork_nested_in_a_fork_inside_a_loop(tmp_path):
+    inner = [
+        {
+            "name": "f",
+            "taskReferenceName": "inner",
+            "type": "FORK_JOIN",
+            "forkTasks": [[simple("a")], [simple("b")]],
+        },
+        {"name": "j", "taskReferenceName": "inner_join", "type": "JOIN", "joinOn": ["a", "b"]},
+    ]
+    body = [
+        {"name": "f", "taskReferenceName": "outer", "type": "FORK_JOIN", "forkTasks": [inner, [simple("c")]]},
+        {"name": "j", "taskReferenceName": "outer_join", "type": "JOIN", "joinOn": ["inner_join", "c"]},
+    ]
+    run = Run(plan_of(tmp_path, [loop("lp", "$.lp['iteration'] < 2", body)])).drive()
+    assert sorted(run.sent) == ["a__1", "a__2", "b__1", "b__2", "c__1", "c__2"]
+    assert run.by_ref("outer_join__2")["outputData"]["c__2"] == {"ref": "c__2"}
+    assert run.workflow["status"] == "COMPLETED"
+
+
+def test_switch_with_a_javascript_expression(tmp_path):
+    task = {
+        "name": "s",
+        "taskReferenceName": "sw",
+        "type": "SWITCH",
+        "evaluatorType": "javascript",
+        "expression": "$.size > 100 ? 'big' : 'small'",
+        "inputParameters": {"size": "${workflow.input.size}"},
+        "decisionCases": {"big": [simple("shrink")], "small": [simple("keep")]},
+    }
+    assert Run(plan_of(tmp_path, [task]), {"size": 500}).pending == ["shrink"]
+    assert Run(plan_of(tmp_path, [task]), {"size": 5}).pending == ["keep"]
+
+
+def test_decision_with_a_case_expression(tmp_path):
+    task = {
+        "name": "d",
+        "taskReferenceName": "dec",
+        "type": "DECISION",
+        "caseExpression": "$.n % 2 == 0 ? 'even' : 'odd'",
+        "inputParameters": {"n": "${workflow.input.n}"},
+        "decisionCases": {"even": [simple("e")], "odd": [simple("o")]},
+    }
+    assert Run(plan_of(tmp_path, [task]), {"n": 3}).pending == ["o"]

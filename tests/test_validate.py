@@ -556,3 +556,27 @@ def test_issues_render_on_one_line_whatever_the_keys(tmp_path):
     assert len(rendered) == 2
     assert all("\n" not in line and "\u2028" not in line and len(line) < 2000 for line in rendered)
     assert '"bad\\nkey\\u2028"' in rendered[0]
+
+
+@pytest.mark.parametrize(
+    ("task", "pointer"),
+    [
+        (
+            {"type": "SWITCH", "evaluatorType": "javascript", "expression": "$.a >"},
+            "/tasks/0/expression",
+        ),
+        ({"type": "DECISION", "caseExpression": "if ($.a"}, "/tasks/0/caseExpression"),
+    ],
+)
+def test_a_javascript_expression_that_does_not_parse_is_refused(tmp_path, task, pointer):
+    case = {"x": [{"name": "t", "taskReferenceName": "t"}]}
+    doc = _wf({"name": "s", "taskReferenceName": "s", "decisionCases": case, **task})
+    [found] = [i for i in _issues(tmp_path, doc) if i[1] == "script-syntax"]
+    assert found[0] == pointer and found[2].startswith("SyntaxError: ")
+
+
+def test_a_graaljs_expression_is_checked_when_it_runs(tmp_path):
+    case = {"x": [{"name": "t", "taskReferenceName": "t"}]}
+    task = {"name": "s", "taskReferenceName": "s", "type": "SWITCH", "evaluatorType": "graaljs"}
+    doc = _wf({**task, "expression": "$.a >", "decisionCases": case})
+    assert not [i for i in _issues(tmp_path, doc) if i[1] == "script-syntax"]

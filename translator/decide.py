@@ -984,9 +984,10 @@ class _Decider:
             return False
         if items is not None:
             again = current < len(items) and (again or not node.condition.strip())
-        if node.keep_last_n:
+        if node.keep_last_n:  # keep the last keepLastN iterations' outputs and tasks
             for old in range(1, current - node.keep_last_n + 1):
                 output.pop(str(old), None)
+            self.forget_iterations(node, current - node.keep_last_n + 1)
         if not again:
             self.finish_record(record, TaskStatus.COMPLETED, {**output, "iteration": current})
             return True
@@ -994,8 +995,6 @@ class _Decider:
         updated = {**record, "iteration": following, "updateTime": self.now}
         updated["outputData"] = {**output, "iteration": following, **_item_fields(items, following - 1)}
         self.put(updated)
-        if node.keep_last_n:
-            self.forget_iterations(node, following - node.keep_last_n)
         self.start(node.body, following)
         return False
 

@@ -8,7 +8,9 @@
     ├── InputError                  a workflow input file is not acceptable (not JSON, NaN, too deep...)
     ├── BrokerUnavailable           the configured broker or state store cannot be reached
     ├── WorkflowNotFound            no execution with that id in the state store
-    └── NonRetryableError           raised by a worker: fail the task for good (no retry)
+    ├── NonRetryableError           raised by a worker: fail the task for good (no retry)
+    ├── ScriptError                 a JavaScript expression failed (translator.javascript)
+    └── DecisionError               a system task cannot be decided from its input (translator.decide)
 
 All errors are picklable so that they can cross worker process boundaries.
 """

@@ -220,6 +220,8 @@ def _check_decision(ctx: Context, ptr: str, task: WorkflowTask) -> Iterator[Issu
             f"decisionCases should have atleast one task for taskType: {task.task_type} "
             f"taskName: {task.name}",
         )
+    if task.caseValueParam is None and task.caseExpression is not None:
+        yield from _script_syntax(join(ptr, "caseExpression"), task.caseExpression, task)
 
 
 def _check_switch(ctx: Context, ptr: str, task: WorkflowTask) -> Iterator[Issue]:
@@ -232,6 +234,25 @@ def _check_switch(ctx: Context, ptr: str, task: WorkflowTask) -> Iterator[Issue]
             join(ptr, "decisionCases"),
             "required",
             f"decisionCases should have atleast one task for taskType: SWITCH taskName: {task.name}",
+        )
+    if task.evaluatorType == "javascript" and task.expression is not None:
+        yield from _script_syntax(join(ptr, "expression"), task.expression, task)
+
+
+def _script_syntax(ptr: str, script: str, task: WorkflowTask) -> Iterator[Issue]:
+    """Conductor refuses a JavaScript expression that does not parse (``javascript`` only: a
+    ``graaljs`` one is checked when it runs)."""
+    from translator.javascript import ScriptError, syntax_error
+
+    try:
+        problem = syntax_error(script)
+    except ScriptError as exc:
+        problem = str(exc)
+    if problem is not None:
+        yield error(
+            ptr,
+            "script-syntax",
+            f"{problem}: the expression of taskType: {task.task_type} taskName: {task.name}",
         )
 
 
