@@ -3,12 +3,13 @@ redis-server with a prefork worker subprocess, and embedded (``translator run`` 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from tests.services import redis_server_binary
-from tests.test_run_integration import DistributedRunner, EmbeddedRunner, attempts, worker  # noqa: F401
+from tests.services import embedded_env, redis_server_binary, translator_cli
+from tests.test_run_integration import DEFS, DistributedRunner, EmbeddedRunner, attempts, worker  # noqa: F401
 
 pytestmark = [
     pytest.mark.integration,
@@ -111,3 +112,13 @@ def test_a_fork_nested_in_a_fork_inside_a_do_while(runner):
         joined = loop[str(i)]["outer_join"]
         assert joined[f"inner_join__{i}"] == {f"a__{i}": {"v": i}, f"b__{i}": {"v": "b"}}
         assert joined[f"c__{i}"] == {"v": "c"}
+
+
+def test_the_failure_workflow_named_by_the_input_starts():
+    env = embedded_env()
+    definition = str(DEFS / "cf_failing_by_input.json")
+    stdin = '{"onFailure": "on_failure"}'
+    result = translator_cli("run", definition, "--input", "-", env=env, stdin=stdin)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    failure_id = json.loads(result.stdout)["conductor.failure_workflow"]
+    assert f"failure workflow on_failure {failure_id} COMPLETED" in result.stderr

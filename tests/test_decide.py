@@ -510,3 +510,29 @@ def test_decision_with_a_case_expression(tmp_path):
         "decisionCases": {"even": [simple("e")], "odd": [simple("o")]},
     }
     assert Run(plan_of(tmp_path, [task]), {"n": 3}).pending == ["o"]
+
+
+def test_failed_reference_task_names_count_retried_instances_when_the_workflow_completes(tmp_path):
+    run = Run(plan_of(tmp_path, [simple("a"), simple("b")]))
+    first = {**run.by_ref("a"), "status": "FAILED", "retried": True, "reasonForIncompletion": "once"}
+    retry = {**first, "taskId": "a-retry", "status": "COMPLETED", "retryCount": 1, "seq": first["seq"] + 1}
+    run.tasks[first["taskId"]] = first
+    run.apply(decide(run.plan, run.workflow, list(run.tasks.values()), [retry]))
+    run.finish("b")
+    assert run.workflow["status"] == "COMPLETED"
+    assert run.workflow["failedReferenceTaskNames"] == ["a"] and run.workflow["failedTaskNames"] == ["t"]
+
+
+def test_a_failure_workflow_named_by_the_input(tmp_path):
+    (tmp_path / "handler.json").write_text(
+        json.dumps({"name": "handler", "version": 1, "tasks": [simple("h")]})
+    )
+    plan = plan_of(tmp_path, [simple("a")], failureWorkflow="$workflow.input.onFailure")
+    assert plan.failure is None and plan.failure_from_input == "onFailure"
+    run = Run(plan, {"onFailure": "handler"})
+    run.finish("a", "FAILED_WITH_TERMINAL_ERROR")
+    assert run.workflow["status"] == "FAILED"
+    assert "conductor.failure_workflow" in run.workflow["output"]
+    unknown = Run(plan, {"onFailure": "nobody"})
+    unknown.finish("a", "FAILED_WITH_TERMINAL_ERROR")
+    assert "conductor.failure_workflow" not in unknown.workflow["output"]  # logged, as Conductor does

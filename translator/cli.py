@@ -236,15 +236,17 @@ def _leave(session, code: int, message: str | None = None) -> None:
 
 def _report_failure_workflow(session, plan, execution: dict, timeout: float | None) -> None:
     """Name the failure workflow a failed run started; an embedded run waits for it before exiting."""
+    from translator.decide import failure_plan
     from translator.errors import WorkflowNotFound
     from translator.records import FAILURE_WORKFLOW_KEY
     from translator.runner import wait
 
     output = execution.get("output")
     failure_id = output.get(FAILURE_WORKFLOW_KEY) if isinstance(output, dict) else None
-    if not failure_id or plan.failure is None:
+    failure = failure_plan(plan, execution)
+    if not failure_id or failure is None:
         return
-    click.echo(f"failure workflow {plan.failure.name} started: {failure_id}", err=True)
+    click.echo(f"failure workflow {failure.name} started: {failure_id}", err=True)
     if not session.embedded:
         return
     began = time.monotonic()
@@ -259,8 +261,7 @@ def _report_failure_workflow(session, plan, execution: dict, timeout: float | No
             time.sleep(0.05)
     reason = ended.get("reasonForIncompletion")
     click.echo(
-        f"failure workflow {plan.failure.name} {failure_id} {ended['status']}"
-        + (f": {reason}" if reason else ""),
+        f"failure workflow {failure.name} {failure_id} {ended['status']}" + (f": {reason}" if reason else ""),
         err=True,
     )
 

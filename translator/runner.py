@@ -113,14 +113,15 @@ def missing_workers(plan: Plan) -> list[str]:
     names: set[str] = set()
     seen: set[int] = set()
     todo = [plan]
-    while todo:  # the plan, its sub-workflows, failure workflow and the workflows it may start
-        current = todo.pop()
+    while todo:  # the plan, its sub-workflows and its failure workflow (not those named at run time:
+        current = todo.pop()  # a missing worker fails their task with its reason when they run)
         if id(current) in seen:
             continue
         seen.add(id(current))
         names |= {s.name for s in current.steps()}
         todo += [n.plan for n in current.nodes.values() if isinstance(n, SubWorkflow) and n.plan is not None]
-        todo += [p for p in (current.failure, *current.workflows.values()) if p is not None]
+        if current.failure is not None:
+            todo.append(current.failure)
     return sorted(name for name in names if get_worker(name) is None)
 
 
