@@ -511,6 +511,7 @@ class _Decider:
         self.frontier: dict[tuple[int, int], int] = {}  # (task list, iteration) -> where its walk starts
         self.ancestors: set[str] = set()  # references on the way to a running or changed task
         self.fresh: set[tuple[int, int]] = set()  # task lists started by this decision
+        self.ended_now: set[str] = set()  # references whose task ended in this decision
         self.seq = records.seq
         self.failed: dict[str, Any] | None = None
         self.permissive_failed: list[dict[str, Any]] = []
@@ -536,6 +537,8 @@ class _Decider:
 
     def index(self, record: Mapping[str, Any]) -> None:
         ref = record["referenceTaskName"]
+        if TaskStatus(record["status"]).terminal:
+            self.ended_now.add(ref)
         self.latest[ref] = dict(record)
         if record.get("iteration"):
             self.latest[base_ref(ref)] = dict(record)
@@ -681,7 +684,9 @@ class _Decider:
             return True
         previous: Node | None = sequence.nodes[start - 1] if start > 0 else None
         for node in sequence.nodes[start:]:
-            if not self.node(node, iteration, previous, fresh):
+            # a task whose predecessor ended only now cannot have started: nothing to read
+            follows = previous is not None and iteration_ref(previous.ref, iteration) in self.ended_now
+            if not self.node(node, iteration, previous, fresh or follows):
                 return False
             if self.failed is not None or self.terminated is not None:
                 return False

@@ -72,6 +72,7 @@ class StepResult:
     expires: float | None = None  # RETRY: seconds until its message expires (pollTimeoutSeconds)
     ended: WorkflowStatus | None = None  # this call ended the workflow with this status
     transition: Transition | None = None  # CONTINUE: the stored decision, to follow up
+    plan: Plan | None = None  # CONTINUE: the execution's plan (what the follow-up sends is planned in it)
 
 
 MAX_CONFLICTS = 1000  # decisions retried after concurrent ones (each conflict means another progressed)
@@ -408,7 +409,9 @@ def _carry_on(run: _Attempt) -> StepResult:
     if transition.change.finish is not None:
         log_end(saved.ended, run.plan, wf_id, transition.change.finish)
         ended = transition.ended if saved.ended else None
-    return StepResult(Outcome.CONTINUE, task_id=run.record["taskId"], ended=ended, transition=transition)
+    return StepResult(
+        Outcome.CONTINUE, task_id=run.record["taskId"], ended=ended, transition=transition, plan=run.plan
+    )
 
 
 def timeout_reason(step: Step, time_limit: str | None = None, elapsed: int | None = None) -> str:
