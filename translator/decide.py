@@ -612,6 +612,17 @@ class _Decider:
             records = {t["taskId"]: t for t in found.values()}.values()
         return evaluation_document(self.workflow, records)
 
+    def step_input(self, step: Step, task_id: str) -> dict[str, Any]:
+        """A worker task's input: its inputParameters with its TaskDef's inputTemplate (§5.6)."""
+        document = self.document([step.input_parameters, step.input_template])
+        return resolve_task_input(
+            step.input_parameters,
+            document,
+            input_template=step.input_template,
+            task_id=task_id,
+            env=allowed_environment(),
+        )
+
     def resolve_input(self, params: Mapping[str, Any], task_id: str) -> dict[str, Any]:
         document = self.document(params)
         return resolve_task_input(params, document, task_id=task_id, env=allowed_environment())
@@ -745,7 +756,9 @@ class _Decider:
         iteration: int,
         task: dict[str, Any] | None = None,
         fork: str | None = None,
-    ) -> None:
+    ) -> dict[str, Any]:
+        """A new attempt 0 of a worker task, sent now unless it waits for a long delay; its input
+        resolved now (one that cannot be resolved fails the task at once)."""
         record = scheduled_record(self.workflow, step, 0, self.next_seq(), ref=ref, iteration=iteration)
         record["scheduledTime"] = record["updateTime"] = self.now
         if task is not None:
@@ -753,16 +766,24 @@ class _Decider:
             record["taskType"] = step.name
         if fork is not None:
             record["_fork"] = fork  # the dynamic fork it is a branch of
+        try:  # resolved when scheduled, as Conductor's mappers do (reference §5.3)
+            record["inputData"] = self.step_input(step, record["taskId"])
+        except ExpressionError as exc:
+            record.update(status=TaskStatus.FAILED_WITH_TERMINAL_ERROR.value, endTime=self.now)
+            record["reasonForIncompletion"] = shorten(str(exc), REASON_LIMIT, quote=False)
+            if step.policy.optional:
+                record["status"] = TaskStatus.COMPLETED_WITH_ERRORS.value
+            return self.put(record)
         self.put(record)
         change = self.transition.change
         change.add += scheduling_deadlines(record, step, self.timing.park_after, self.timing.resend_after)
         if not parks(record, self.timing.park_after):
             self.transition.send.append(Dispatch(ref, step))
+        return record
 
     def step(self, step: Step, ref: str, iteration: int, record: dict[str, Any] | None) -> bool:
         if record is None:
-            self.schedule(step, ref, iteration)
-            return False
+            record = self.schedule(step, ref, iteration)
         return self.ended(record, step.policy.optional, step.policy.permissive)
 
     def dynamic(self, node: Dynamic, ref: str, iteration: int, record: dict[str, Any] | None) -> bool:
@@ -780,8 +801,7 @@ class _Decider:
                 )
                 return self.refuse(node, ref, iteration, reason)
             task = {**node.task, "name": str(name), "type": "SIMPLE", "taskReferenceName": ref}
-            self.schedule(step_of(self.plan, {"workflowTask": task}), ref, iteration, task)
-            return False
+            record = self.schedule(step_of(self.plan, {"workflowTask": task}), ref, iteration, task)
         step = step_of(self.plan, record) if record.get("workflowTask") else None
         policy = step.policy if step is not None else None
         return self.ended(record, bool(policy and policy.optional), bool(policy and policy.permissive))
@@ -873,9 +893,8 @@ class _Decider:
             found = self.get(branch_ref, fresh=created)
             step = step_of(self.plan, {"workflowTask": task})
             if found is None:
-                self.schedule(step, branch_ref, iteration, task, fork=ref)
-            else:
-                self.ended(found, step.policy.optional, step.policy.permissive)
+                found = self.schedule(step, branch_ref, iteration, task, fork=ref)
+            self.ended(found, step.policy.optional, step.policy.permissive)
             if self.failed is not None:
                 return False
         return True

@@ -161,6 +161,7 @@ def _load_attempt(
         except KeyError:
             return StepResult(Outcome.STOP)
         record = scheduled_record(workflow, step, attempt, store.next_seq(wf_id), ref=ref)
+        record["_unresolved"] = True
     step = step_of(plan, record)
     expect = (record["status"], int(record.get("startTime") or 0))
     return _Attempt(
@@ -277,16 +278,11 @@ def _run_attempt(run: _Attempt, attempt: int, worker_id: str, started_ms: int | 
         pollCount=record.get("pollCount", 0) + 1,
         workerId=worker_id,
     )
-    try:
-        record["inputData"] = resolve_task_input(
-            step.input_parameters,
-            _input_document(run, step),
-            input_template=step.input_template,
-            task_id=record["taskId"],
-            env=allowed_environment(),
-        )
-    except ExpressionError as exc:
-        return _after_failure(run, TaskStatus.FAILED_WITH_TERMINAL_ERROR, str(exc))
+    if record.pop("_unresolved", False):  # a record this attempt had to create (see _load_attempt)
+        try:
+            record["inputData"] = _resolve(run, step, record)
+        except ExpressionError as exc:
+            return _after_failure(run, TaskStatus.FAILED_WITH_TERMINAL_ERROR, str(exc))
     running = [response_deadline(record, step)]
     if run.timeout_deadline:
         running.append(timeout_deadline(record, step))
@@ -346,14 +342,21 @@ def _run_attempt(run: _Attempt, attempt: int, worker_id: str, started_ms: int | 
     return _carry_on(run)
 
 
-def _input_document(run: _Attempt, step: Step) -> dict[str, Any]:
-    """The evaluation document with the records the step's input expressions read."""
+def _resolve(run: _Attempt, step: Step, record: Mapping[str, Any]) -> dict[str, Any]:
+    """An attempt's input, resolved against the execution as it is now (a retry, or a record the
+    scheduler did not write): the records its expressions read, fetched by reference."""
     names = referenced_names([step.input_parameters, step.input_template])
     if names is None:
         records: list[dict[str, Any]] = run.records.all()
     else:
         records = list(run.records.get(n for n in names if n != "workflow").values())
-    return evaluation_document(run.workflow, records)
+    return resolve_task_input(
+        step.input_parameters,
+        evaluation_document(run.workflow, records),
+        input_template=step.input_template,
+        task_id=record["taskId"],
+        env=allowed_environment(),
+    )
 
 
 def _heartbeat(store: StateStore, record: Mapping[str, Any], step: Step) -> Callable[[], None] | None:
@@ -466,6 +469,9 @@ def _after_failure(
             )
             if record.get("workflowTask"):
                 retry["workflowTask"], retry["taskType"] = record["workflowTask"], record["taskType"]
+            if record.get("_fork"):
+                retry["_fork"] = record["_fork"]
+            retry["inputData"] = _resolve(run, run.step, retry)  # again, with its own ${CPEWF_TASK_ID}
             change = Change(
                 add=scheduling_deadlines(retry, run.step, run.park_after, run.timing.resend_after),
                 drop=attempt_deadlines(record, run.step),
@@ -476,7 +482,14 @@ def _after_failure(
             return Transition(change)
 
         made: dict[str, dict[str, Any]] = {}
-        saved, _ = _store(run, build)
+        try:
+            saved, _ = _store(run, build)
+        except ExpressionError as exc:  # the retry's input cannot be resolved: no retry
+            record["retried"] = False
+            record["reasonForIncompletion"] = shorten(
+                f"{reason}; retry input: {exc}", REASON_LIMIT, quote=False
+            )
+            return _carry_on(run)
         if not saved.applied:
             return StepResult(Outcome.STOP, task_id=record["taskId"])
         retry = made["retry"]
