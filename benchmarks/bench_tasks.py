@@ -19,7 +19,6 @@ from kombu.serialization import dumps
 
 from tasks import app
 from translator import worker_task
-from translator.compiler import STEP_TASK
 
 MESSAGE_SIZES_ENV = "BENCH_MESSAGE_SIZES"
 PROFILE_ENV = "BENCH_PROFILE"
@@ -50,16 +49,19 @@ def _serialized_bytes(value: Any) -> int:
 
 def record_message_sizes(url: str) -> Callable[[], None]:
     """Record in Redis, for every task message this process publishes, the bytes of its body as
-    Celery serializes it (JSON) and of its headers, as ``[body, headers]``: a ``translator.step``
-    under its workflow id and reference, a raw chain's task under its root id and the number of
-    tasks the message still carries (``rest=N``). Returns what stops recording."""
+    Celery serializes it (JSON) and of its headers, as ``[body, headers]``: a step message (named by
+    its Conductor task) under its workflow id and reference, a raw chain's task under its root id and
+    the number of tasks the message still carries (``rest=N``). Returns what stops recording."""
     clients: dict[int, redis.Redis] = {}  # one connection per (forked) process
 
     def on_publish(sender: str | None = None, body: Any = None, headers: Any = None, **_: Any) -> None:
-        if sender not in (STEP_TASK, RAW_NOOP) or not isinstance(body, (list, tuple)):
+        if not isinstance(body, (list, tuple)) or len(body) != 3:
             return
         _, kwargs, embed = body
-        if sender == STEP_TASK:
+        step = isinstance(kwargs, dict) and {"wf", "ref"} <= set(kwargs)  # any Conductor task name
+        if not step and sender != RAW_NOOP:
+            return
+        if step:
             owner, field = kwargs["wf"], kwargs["ref"]
         else:
             owner, field = headers["root_id"], f"rest={len((embed or {}).get('chain') or [])}"

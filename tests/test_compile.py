@@ -20,7 +20,7 @@ def test_canvas_of_the_image_workflow():
     canvas = document["canvas"]
     assert canvas["task"] == "celery.chain"
     links = canvas["kwargs"]["tasks"]
-    assert [link["task"] for link in links] == ["translator.step", "translator.step"]
+    assert [link["task"] for link in links] == ["image_convert_resize", "upload_toS3"]  # Conductor names
     assert [link["kwargs"] for link in links] == [
         {"wf": "WF", "ref": "image_convert_resize_ref"},
         {"wf": "WF", "ref": "upload_toS3_ref"},

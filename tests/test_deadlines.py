@@ -99,8 +99,9 @@ def test_response_timeout_of_a_hung_worker_refuses_its_late_result(pool):
     attempts = [t for t in execution["tasks"] if t["referenceTaskName"] == "t"]
     assert [t["status"] for t in attempts] == ["TIMED_OUT", "COMPLETED"]
     assert execution["output"] == {"prev": 1}
-    # The hung attempt's function returns after 6 s, then its step tries to record the late result.
-    returned = f"[{attempts[0]['celeryTaskId']}] succeeded"
+    # The hung attempt's function returns after 6 s, then its step tries to record the late result
+    # (refused: its message ends FAILURE, as the TIMED_OUT record it mirrors).
+    returned = f"[{attempts[0]['celeryTaskId']}] raised expected: StepFailed('TIMED_OUT"
     wait_until(lambda: returned in pool.worker.text(), timeout=60, what=returned, interval=0.1)
     assert attempts[0]["taskId"] in pool.redis.smembers("test:late")
     after = pool.store.workflow(execution["workflowId"])

@@ -1,4 +1,5 @@
-"""Flower shows each workflow's steps under their Conductor names, searchable by ``wf=<id>``.
+"""Flower shows each workflow's steps under their Conductor names, searchable by ``wf=<id>``, in the
+state the store recorded: SUCCESS, FAILURE for a failed step, RETRY for a retried attempt.
 
 Real Flower (``celery -A tasks flower``) with basic auth from the environment, a private
 redis-server and a real worker; checked through Flower's HTTP API."""
@@ -15,7 +16,7 @@ import urllib.request
 import pytest
 from celery import Celery
 
-from tests.services import ROOT, celery_worker, flower, redis_server, redis_server_binary
+from tests.services import ROOT, celery_worker, flower, redis_server, redis_server_binary, wait_until
 from translator.celery_app import install
 from translator.runner import Session, prepare, submit, wait
 from translator.state import RedisStore
@@ -71,3 +72,50 @@ def test_flower_lists_conductor_task_names_by_workflow(tmp_path):
         assert set(by_field) == set(found)
         types = _get(f"{base}/api/task/types")["task-types"]
         assert {"add", "echo"} <= set(types)
+
+
+def _rows(base: str, wf_id: str, count: int, final: set[str]) -> list[dict]:
+    """Flower's rows for ``wf=<wf_id>``, in the order received, once there are ``count`` of them and
+    none is in a state outside ``final``."""
+
+    def settled() -> list[dict] | None:
+        found = _get(f"{base}/api/tasks?" + urllib.parse.urlencode({"search": f"wf={wf_id}"}))
+        rows = sorted(found.values(), key=lambda row: row.get("received") or 0)
+        return rows if len(rows) == count and all(row.get("state") in final for row in rows) else None
+
+    return wait_until(settled, timeout=30, what=f"Flower rows of {wf_id}", interval=0.2)
+
+
+def test_flower_shows_failures_and_retries_as_recorded(tmp_path):
+    fixtures = ROOT / "tests" / "fixtures" / "runtime"
+    with (
+        redis_server(tmp_path / "redis") as url,
+        flower(url, tmp_path / "flower.log", user=USER, password=PASSWORD) as base,
+        celery_worker(url, tmp_path / "worker.log") as worker,
+    ):
+        client = Celery("flower-test", broker=url)
+        client.conf.update(task_serializer="json", accept_content=["json"])
+        install(client)
+        store = RedisStore(url)
+        session = Session(client, store, embedded=False)
+        retried = submit(session, prepare(fixtures / "retry_fixed.json"), {"failures": 2})
+        failed = submit(session, prepare(fixtures / "terminal.json"), {})
+        retried_run = wait(store, retried, timeout=60)
+        assert retried_run["status"] == "COMPLETED"
+        assert wait(store, failed, timeout=60)["status"] == "FAILED"
+
+        # Every attempt is a row of its own (its uuid is the attempt's taskId): two RETRY, one SUCCESS.
+        rows = _rows(base, retried, 3, {"RETRY", "SUCCESS"})
+        assert [row["state"] for row in rows] == ["RETRY", "RETRY", "SUCCESS"]
+        assert [row["uuid"] for row in rows] == [t["taskId"] for t in retried_run["tasks"]]
+        assert {row["name"] for row in rows} == {"flaky"}
+        assert [row["kwargs"] for row in rows] == [f"wf={retried} ref=f"] * 3  # kept on retries
+        assert "planned failure 1 of 2" in rows[0]["exception"]
+
+        (row,) = _rows(base, failed, 1, {"FAILURE"})
+        assert row["name"] == "terminal_fail" and row["kwargs"] == f"wf={failed} ref=t"
+        assert "StepFailed" in row["exception"]
+        assert "FAILED_WITH_TERMINAL_ERROR: input can never work" in row["exception"]
+        log = worker.text()  # an expected exception: one line, no traceback
+        assert "raised expected: StepFailed('FAILED_WITH_TERMINAL_ERROR" in log
+        assert "raised unexpected" not in log

@@ -1,4 +1,5 @@
-"""Plan -> Celery signatures: one ``translator.step`` signature per worker task instance.
+"""Plan -> Celery signatures: one step signature per worker task instance, named by its Conductor task
+name (``translator.step`` when the app already has another task of that name).
 
 Every signature is immutable (no result passing: data flows through the state store by reference)
 and carries the Conductor task name as ``shadow`` (what Flower and logs show), ``kwargsrepr``
@@ -121,18 +122,27 @@ def step_signature(
     attempt: int = 0,
     countdown: float | None = None,
 ) -> Signature:
-    """The message of one attempt of a worker task (``ref``: its reference, ``ref__N`` in a loop)."""
+    """The message of one attempt of a worker task (``ref``: its reference, ``ref__N`` in a loop).
+
+    Its task name is the Conductor task name (a Celery task of every worker that has its function:
+    ``celery_app.register_workers``), or ``translator.step`` when another Celery task of the app has
+    that name. Its task id is the attempt's Conductor taskId: the same for every send of the attempt."""
+    from translator.decide import attempt_id
+
     ref = ref or step.ref
     kwargs: dict[str, Any] = {"wf": wf_id, "ref": ref}
     if attempt:
         kwargs["attempt"] = attempt
-    signature = app.signature(STEP_TASK, kwargs=kwargs, immutable=True)
+    registered = app.tasks.get(step.name)
+    name = step.name if registered is None or getattr(registered, "translator_step", False) else STEP_TASK
+    signature = app.signature(name, kwargs=kwargs, immutable=True)
     per_task = bool(app.conf.get("translator_queue_per_task"))
     queue = queue_for(step, app.conf.task_default_queue, per_task)
     if attempt and countdown is None:
         countdown = 0  # a retry's delay is given; startDelay is the first attempt's
     options = step_options(step, wf_id, queue, hard_timeout_grace(app), park_after(app), countdown)
     options["kwargsrepr"] = f"wf={wf_id} ref={ref}"
+    options["task_id"] = attempt_id(wf_id, ref, attempt)
     if "time_limit" in options:
         options["link_error"] = [app.signature(TIMED_OUT_TASK, immutable=False)]
     return signature.set(**options)

@@ -18,16 +18,17 @@ from typing import Any
 
 import redis
 from celery import Celery
+from celery.app.utils import find_app
 from kombu.exceptions import OperationalError
 from kombu.utils.imports import symbol_by_name
 
-from translator.celery_app import get_limiter, get_store, set_store, sweep_interval
+from translator.celery_app import get_limiter, get_store, install, set_store, sweep_interval
 from translator.dispatch import launch
 from translator.embedded import EmbeddedWorker, configure_embedded
 from translator.errors import BrokerUnavailable, TranslatorError, UsageError, WorkflowNotFound
 from translator.plan import Plan, SubWorkflow, build_plan
 from translator.records import new_workflow_id, terminate
-from translator.settings import Settings
+from translator.settings import Settings, celery_app_name
 from translator.state import RedisStore, StateStore, StoreUnavailable, safe_url
 from translator.status import WorkflowStatus
 from translator.sweeper import Sweeper
@@ -46,10 +47,24 @@ def prepare(
     return build_plan(load_valid_workflow(definition, taskdefs or [], definitions or []))
 
 
-def celery_app() -> Celery:
-    """The project's Celery app (``tasks.app``) with translator's tasks installed."""
-    from tasks import app
-
+def celery_app(name: str | None = None) -> Celery:
+    """The Celery app translator runs on, with translator's tasks installed: ``name``, else
+    ``TRANSLATOR_CELERY_APP`` (default ``tasks``, the demo app), found as ``celery -A`` finds it
+    (``pkg.module`` with an ``app`` or ``celery`` attribute, or ``pkg.module:attr``)."""
+    name = name or celery_app_name()
+    try:
+        # module:attr names the attribute (find_app would retry a missing one as a module)
+        app = symbol_by_name(name) if ":" in name else find_app(name)
+    except TranslatorError:
+        raise
+    except Exception as exc:  # ImportError, AttributeError, or whatever the module raised
+        raise UsageError(
+            f"cannot load the Celery app {name!r} (TRANSLATOR_CELERY_APP, as celery -A takes it: "
+            f"pkg.module or pkg.module:attr): {type(exc).__name__}: {exc}"
+        ) from None
+    if not isinstance(app, Celery):
+        raise UsageError(f"TRANSLATOR_CELERY_APP {name!r} is a {type(app).__name__}, not a Celery app")
+    install(app)
     return app
 
 
@@ -67,7 +82,7 @@ def open_session(settings: Settings | None = None, *, concurrency: int = 4) -> I
 
     Leaving an embedded session stops its worker within seconds, whatever its steps are doing."""
     settings = settings or Settings.from_env()
-    app = celery_app()
+    app = celery_app(settings.celery_app)
     if settings.broker_url is None:
         store = configure_embedded(app)
         app.loader.import_default_modules()

@@ -9,6 +9,7 @@ from translator.errors import UsageError
 from translator.state import DEFAULT_TTL, safe_url
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_CELERY_APP = "tasks"  # the demo app: ``celery -A tasks worker``
 # Where the worker pool keeps executions, in this order (the first Redis URL set wins).
 STATE_URL_VARIABLES = ("TRANSLATOR_STATE_URL", "CELERY_RESULT_BACKEND", "CELERY_BROKER_URL")
 
@@ -57,6 +58,12 @@ def _state_url() -> tuple[str | None, str | None]:
     return None, None
 
 
+def celery_app_name() -> str:
+    """``TRANSLATOR_CELERY_APP``: the Celery app translator runs on, named as ``celery -A`` takes it
+    (``pkg.module``, ``pkg.module:attr``); default ``tasks``."""
+    return os.environ.get("TRANSLATOR_CELERY_APP", "").strip() or DEFAULT_CELERY_APP
+
+
 @dataclass(frozen=True)
 class Settings:
     broker_url: str | None  # None: nothing configured (translator run then runs embedded)
@@ -73,6 +80,7 @@ class Settings:
     sweep_interval: float  # seconds between two passes of a worker's deadline sweeper
     worker_modules: tuple[str, ...]
     state_source: str | None = None  # the variable state_url comes from (None: not configured)
+    celery_app: str = DEFAULT_CELERY_APP  # the app translator runs on, as ``celery -A`` names it
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -106,6 +114,7 @@ class Settings:
             sweep_interval=env_float("TRANSLATOR_SWEEP_INTERVAL", 1.0),
             worker_modules=modules,
             state_source=state_source,
+            celery_app=celery_app_name(),
         )
 
     def status_store_url(self) -> str:
