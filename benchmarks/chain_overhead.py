@@ -21,9 +21,9 @@ from pathlib import Path
 from celery import Celery, chain
 
 from tests.services import ROOT, celery_worker, redis_server
-from translator.celery_app import install
 from translator.runner import Session, prepare, submit, wait
-from translator.state import RedisStore
+from translator.runtime.celery_app import install
+from translator.store.state import RedisStore
 
 HERE = Path(__file__).resolve().parent
 

@@ -34,10 +34,10 @@ from typing import Any
 from celery import Celery, chord, group
 
 from tests.services import ROOT, celery_worker, redis_server
-from translator.celery_app import install
-from translator.plan import Plan
+from translator.engine.plan import Plan
 from translator.runner import Session, prepare, submit
-from translator.state import RedisStore
+from translator.runtime.celery_app import install
+from translator.store.state import RedisStore
 
 NOOP = "bench_noop"
 

@@ -45,7 +45,7 @@ from celery import Celery, chain
 from benchmarks.bench_tasks import MESSAGE_SIZES_ENV, PROFILE_ENV, message_sizes_key, record_message_sizes
 from benchmarks.fork_overhead import Bench, await_completed, bench_pool, noop_task, plan_from
 from tests.services import ROOT
-from translator.plan import Plan
+from translator.engine.plan import Plan
 from translator.runner import Session, submit
 
 UNCONSUMED_QUEUE = "bench-nobody"

@@ -9,7 +9,7 @@ from celery import Celery
 
 from tasks import image, s3
 from tasks.magick import name_installed_library
-from translator.celery_app import install
+from translator.runtime.celery_app import install
 
 name_installed_library()  # before a step loads Wand (lazily): its own library search is slow
 app = Celery("translator")

@@ -4,7 +4,7 @@
 from celery import Celery
 
 from tests import runtime_workers
-from translator.celery_app import install
+from translator.runtime.celery_app import install
 
 app = Celery("custom")  # the broker comes from CELERY_BROKER_URL, as for any Celery app
 app.conf.update(

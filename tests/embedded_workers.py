@@ -10,7 +10,7 @@ from typing import Any
 from celery.signals import task_postrun
 
 from translator import worker_task
-from translator.workers import TaskContext
+from translator.runtime.workers import TaskContext
 
 _finished: dict[str, int] = {}  # task reference -> steps of it that ended (their record write done)
 _changed = threading.Condition()

@@ -6,7 +6,7 @@ import contextlib
 from typing import Any
 
 from translator import NonRetryableError, worker_task
-from translator.workers import TaskContext
+from translator.runtime.workers import TaskContext
 
 
 @worker_task("echo")

@@ -32,13 +32,13 @@ from tests.services import (
     translator_cli,
     wait_until,
 )
-from translator.celery_app import install, register_workers
-from translator.compiler import STEP_TASK, step_signature
-from translator.decide import attempt_id
+from translator.engine.compiler import STEP_TASK, step_signature
+from translator.engine.decide import attempt_id
 from translator.errors import UsageError
 from translator.runner import Session, celery_app, prepare, submit, wait
+from translator.runtime.celery_app import install, register_workers
 from translator.settings import Settings
-from translator.state import RedisStore
+from translator.store.state import RedisStore
 
 FIXTURES = ROOT / "tests" / "fixtures" / "runtime"
 needs_redis = pytest.mark.skipif(redis_server_binary() is None, reason="redis-server not installed")

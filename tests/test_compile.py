@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.services import translator_cli
-from translator.compiler import canvas_json
+from translator.engine.compiler import canvas_json
 from translator.runner import celery_app, prepare
 
 DEFS = ROOT / "tests" / "fixtures" / "runtime"
@@ -60,7 +60,7 @@ def test_invalid_definition_is_refused_with_every_issue(tmp_path):
 
 
 def test_queue_names_follow_conductor():
-    from translator.compiler import conductor_queue
+    from translator.engine.compiler import conductor_queue
 
     assert conductor_queue("t", None, None, None) == "t"
     assert conductor_queue("t", "d", "iso", "ns") == "d:t@ns-iso"
@@ -94,7 +94,7 @@ def test_failure_workflow_is_planned_with_its_workflow(tmp_path):
     plan = prepare(_workflow_file(tmp_path, "main", failureWorkflow="handler"))
     assert plan.failure is not None and plan.failure.name == "handler"
     assert plan.failure.timeout_seconds == 5 and plan.failure.timeout_policy == "TIME_OUT_WF"
-    from translator.plan import Plan
+    from translator.engine.plan import Plan
 
     assert Plan.from_json(plan.to_json()) == plan
     assert handler.exists()
@@ -126,7 +126,7 @@ def test_failure_workflow_problems_name_the_file_and_pointer(tmp_path, failure, 
 
 
 def test_long_start_delays_are_not_countdowns():
-    from translator.compiler import step_options
+    from translator.engine.compiler import step_options
 
     step = prepare(DEFS / "parked.json").steps()[0]  # startDelay 3
     assert step_options(step, "wf", "q", park_after=300)["countdown"] == 3

@@ -13,8 +13,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tests.conftest import MANIFEST, ROOT, corpus_params, require_corpus
-from translator.issues import Level
-from translator.validate import check_file
+from translator.definitions.issues import Level
+from translator.definitions.validate import check_file
 
 # Errors that only say translator cannot run a task type yet (later work adds them).
 ALLOWED_ERROR_CODES = {"unsupported-task-type"}

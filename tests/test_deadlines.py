@@ -13,10 +13,10 @@ import redis
 from celery import Celery
 
 from tests.services import ROOT, celery_worker, redis_server_binary, wait_started, wait_until
-from translator.celery_app import install
-from translator.records import FAILURE_WORKFLOW_KEY, failure_workflow_id
 from translator.runner import Session, prepare, submit, wait
-from translator.state import RedisStore
+from translator.runtime.celery_app import install
+from translator.store.records import FAILURE_WORKFLOW_KEY, failure_workflow_id
+from translator.store.state import RedisStore
 
 pytestmark = [
     pytest.mark.integration,

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from translator.decide import decide
-from translator.plan import Plan
+from translator.engine.decide import decide
+from translator.engine.plan import Plan
 from translator.runner import prepare
-from translator.state import now_ms
+from translator.store.state import now_ms
 
 Worker = Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
 

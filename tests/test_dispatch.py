@@ -6,12 +6,12 @@ from celery import Celery
 
 from tests.conftest import ROOT
 from tests.services import free_port
-from translator.celery_app import install
-from translator.decide import decide
-from translator.dispatch import follow_up
-from translator.records import attempt_id, start_workflow
+from translator.engine.decide import decide
 from translator.runner import prepare
-from translator.state import MemoryStore
+from translator.runtime.celery_app import install
+from translator.runtime.dispatch import follow_up
+from translator.store.records import attempt_id, start_workflow
+from translator.store.state import MemoryStore
 
 DEFS = ROOT / "tests" / "fixtures" / "runtime"
 

@@ -17,9 +17,9 @@ import redis
 from celery import Celery
 
 from tests.services import ROOT, celery_worker, free_port, redis_server_binary, wait_all_ended, wait_until
-from translator.celery_app import install
 from translator.runner import Session, prepare, submit
-from translator.state import RedisStore
+from translator.runtime.celery_app import install
+from translator.store.state import RedisStore
 
 pytestmark = [
     pytest.mark.integration,

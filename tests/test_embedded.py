@@ -21,7 +21,7 @@ import pytest
 from tasks.local_s3 import s3_configured
 from tasks.magick import installed_suffixes, name_installed_library
 from tests.services import ROOT, embedded_env, translator_cli, wait_until
-from translator.embedded import _DaemonThreads
+from translator.runtime.embedded import _DaemonThreads
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from tests.services import embedded_env, translator_cli
-from translator.errors import ExpressionError, UnsupportedExpression
-from translator.expressions import (
+from translator.definitions.expressions import (
     allowed_environment,
     apply_workflow_input_template,
     copy_json,
@@ -18,7 +17,8 @@ from translator.expressions import (
     resolve,
     resolve_task_input,
 )
-from translator.jsonsource import MAX_DEPTH, too_deep
+from translator.definitions.jsonsource import MAX_DEPTH, too_deep
+from translator.errors import ExpressionError, UnsupportedExpression
 
 A = {
     "name": "conductor",

@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from translator.cli import _read_input
+from translator.definitions.expressions import resolve
+from translator.definitions.issues import Issue, Level
+from translator.definitions.jsonsource import MAX_DEPTH, parse_text, read_file
+from translator.definitions.loader import load_workflow
+from translator.definitions.validate import check_file, load_valid_workflow
 from translator.errors import DefinitionError, TranslatorError
-from translator.expressions import resolve
-from translator.issues import Issue, Level
-from translator.jsonsource import MAX_DEPTH, parse_text, read_file
-from translator.loader import load_workflow
-from translator.validate import check_file, load_valid_workflow
 
 KEYS = st.sampled_from(
     [

@@ -37,10 +37,10 @@ from tests.services import (
     stop_process,
     translator_cli,
 )
-from translator.celery_app import install
 from translator.errors import NonRetryableError
 from translator.runner import Session, prepare, submit, wait
-from translator.state import RedisStore
+from translator.runtime.celery_app import install
+from translator.store.state import RedisStore
 
 pytestmark = [
     pytest.mark.integration,

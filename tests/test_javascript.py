@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from translator.errors import TranslatorError, UsageError
-from translator.javascript import (
+from translator.engine.javascript import (
     DEFAULT_TIMEOUT,
     ScriptError,
     case_string,
@@ -26,6 +25,7 @@ from translator.javascript import (
     script_timeout,
     syntax_error,
 )
+from translator.errors import TranslatorError, UsageError
 from translator.text import REASON_LIMIT
 
 

@@ -10,10 +10,10 @@ import redis
 from celery import Celery
 
 from tests.services import ROOT, celery_worker, redis_server_binary
-from translator.celery_app import install
-from translator.limits import Limits, MemoryLimiter, RedisLimiter
 from translator.runner import Session, prepare, submit, wait
-from translator.state import RedisStore
+from translator.runtime.celery_app import install
+from translator.runtime.limits import Limits, MemoryLimiter, RedisLimiter
+from translator.store.state import RedisStore
 
 DEFS = ROOT / "tests" / "fixtures" / "runtime"
 needs_redis = pytest.mark.skipif(redis_server_binary() is None, reason="redis-server not installed")
@@ -47,7 +47,7 @@ def test_concurrency_slots_are_released_and_reentrant(limiter):
 
 
 def test_a_lost_slot_comes_back_when_its_lease_lapses(limiter, monkeypatch):
-    import translator.limits as module
+    import translator.runtime.limits as module
 
     monkeypatch.setattr(module, "LEASE_SECONDS", 0.3)
     limits = Limits(concurrency=1)

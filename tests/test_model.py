@@ -7,8 +7,8 @@ import json
 import pytest
 
 from tests.conftest import CORPUS, corpus_params, require_corpus
-from translator.loader import DocumentKind, build_model, detect_kind
-from translator.model import (
+from translator.definitions.loader import DocumentKind, build_model, detect_kind
+from translator.definitions.model import (
     RetryLogic,
     TaskDef,
     TimeoutPolicy,

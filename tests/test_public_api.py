@@ -11,9 +11,11 @@ import uuid
 import pytest
 
 import translator
-from translator import errors, expressions, workers
+from translator import errors
+from translator.definitions import expressions
+from translator.definitions.issues import Issue
 from translator.errors import DefinitionError
-from translator.issues import Issue
+from translator.runtime import workers
 
 ERRORS = {
     "TranslatorError": Exception,

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from translator.retry import JAVA_INT_MAX, retry_delay
+from translator.engine.retry import JAVA_INT_MAX, retry_delay
 
 
 def delays(logic, base, attempts, **kw):

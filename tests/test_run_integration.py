@@ -23,9 +23,9 @@ from tests.services import (
     service_env,
     translator_cli,
 )
-from translator.celery_app import install
 from translator.runner import Session, prepare, submit, wait
-from translator.state import RedisStore
+from translator.runtime.celery_app import install
+from translator.store.state import RedisStore
 
 pytestmark = [
     pytest.mark.integration,

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from translator.state import MemoryStore, RedisStore, safe_url
+from translator.store.state import MemoryStore, RedisStore, safe_url
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -92,7 +92,7 @@ def test_create_refuses_an_existing_id(store):
 
 
 def test_deadlines_are_claimed_once_leased_and_dropped_when_done(store):
-    from translator.state import Deadline
+    from translator.store.state import Deadline
 
     soon, later = Deadline("poll", "w1", "r", 0, 5), Deadline("response", "w1", "r", 0, 7)
     store.add_deadlines([(soon, 1000), (later, 5000)])
@@ -107,7 +107,7 @@ def test_deadlines_are_claimed_once_leased_and_dropped_when_done(store):
 
 
 def test_writes_register_and_drop_deadlines_atomically(store):
-    from translator.state import Deadline
+    from translator.store.state import Deadline
 
     store.create_workflow(_workflow(), '{"plan": 1}', _task("t1", 1), [(Deadline("workflow", "w1"), 50)])
     poll, response = Deadline("poll", "w1", "r", 0, 1), Deadline("response", "w1", "r", 0, 2)

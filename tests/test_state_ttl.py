@@ -12,10 +12,10 @@ import pytest
 from celery import Celery
 
 from tests.services import ROOT, celery_worker, free_port, redis_server_binary, translator_cli
-from translator.celery_app import install
 from translator.runner import Session, prepare, submit
+from translator.runtime.celery_app import install
 from translator.settings import DEFAULT_BROKER_URL, Settings
-from translator.state import FAILURE_WORKFLOW_KEEP, FAILURE_WORKFLOW_KEY, RedisStore, plan_digest
+from translator.store.state import FAILURE_WORKFLOW_KEEP, FAILURE_WORKFLOW_KEY, RedisStore, plan_digest
 
 pytestmark = pytest.mark.skipif(redis_server_binary() is None, reason="redis-server not installed")
 

@@ -7,9 +7,9 @@ import pytest
 from celery import Celery
 
 from tests.services import ROOT, celery_worker, redis_server, redis_server_binary
-from translator.celery_app import install
 from translator.runner import Session, prepare, submit, wait
-from translator.state import RedisStore
+from translator.runtime.celery_app import install
+from translator.store.state import RedisStore
 
 pytestmark = [
     pytest.mark.integration,

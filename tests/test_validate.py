@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FIXTURES, ROOT
-from translator.issues import Level
-from translator.jsonsource import MAX_DEPTH, MAX_DOCUMENT_BYTES
-from translator.validate import check_file
+from translator.definitions.issues import Level
+from translator.definitions.jsonsource import MAX_DEPTH, MAX_DOCUMENT_BYTES
+from translator.definitions.validate import check_file
 
 
 def _wf(*tasks, **fields):

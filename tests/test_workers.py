@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from translator import NonRetryableError, TaskContext, UsageError, worker_task
-from translator.workers import get_worker
+from translator.runtime.workers import get_worker
 
 CTX = TaskContext("wf", "task", "ref", "name", 0, "host")
 

@@ -9,6 +9,7 @@ Public API (pinned by tests/test_public_api.py):
 * the error hierarchy (``TranslatorError`` and its subclasses).
 """
 
+from translator.definitions.expressions import resolve
 from translator.errors import (
     BrokerUnavailable,
     DefinitionError,
@@ -19,8 +20,7 @@ from translator.errors import (
     UsageError,
     WorkflowNotFound,
 )
-from translator.expressions import resolve
-from translator.workers import TaskContext, worker_task
+from translator.runtime.workers import TaskContext, worker_task
 
 __all__ = [
     "BrokerUnavailable",

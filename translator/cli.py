@@ -14,8 +14,8 @@ from pathlib import Path
 
 import click
 
+from translator.definitions.validate import check_files
 from translator.errors import DefinitionError, TranslatorError, UsageError
-from translator.validate import check_files
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -82,9 +82,9 @@ def _read_input(source: str) -> dict:
     Unreadable: UsageError. Not JSON, NaN/Infinity/1e999, beyond the limits of docs/definitions.md,
     or not an object: InputError naming the file and the JSON pointer. Duplicate keys: a warning.
     """
+    from translator.definitions.issues import Level, one_line
+    from translator.definitions.jsonsource import decode
     from translator.errors import InputError
-    from translator.issues import Level, one_line
-    from translator.jsonsource import decode
 
     name = "<stdin>" if source == "-" else source
     data = _read_input_bytes(source, name)
@@ -107,7 +107,7 @@ def _read_input(source: str) -> dict:
 
 def _read_input_bytes(source: str, name: str) -> bytes:
     """The input's bytes, at most one more than the documents translator reads."""
-    from translator.jsonsource import MAX_DOCUMENT_BYTES
+    from translator.definitions.jsonsource import MAX_DOCUMENT_BYTES
 
     try:
         if source == "-":
@@ -236,10 +236,10 @@ def _leave(session, code: int, message: str | None = None) -> None:
 
 def _report_failure_workflow(session, plan, execution: dict, timeout: float | None) -> None:
     """Name the failure workflow a failed run started; an embedded run waits for it before exiting."""
-    from translator.decide import failure_plan
+    from translator.engine.decide import failure_plan
     from translator.errors import WorkflowNotFound
-    from translator.records import FAILURE_WORKFLOW_KEY
     from translator.runner import wait
+    from translator.store.records import FAILURE_WORKFLOW_KEY
 
     output = execution.get("output")
     failure_id = output.get(FAILURE_WORKFLOW_KEY) if isinstance(output, dict) else None
@@ -275,7 +275,7 @@ def compile_command(
     definition: Path, taskdefs: tuple[Path, ...], definitions: tuple[Path, ...], dry_run: bool
 ) -> None:
     """Compile DEFINITION to a Celery canvas and print it as JSON (nothing is sent)."""
-    from translator.compiler import canvas_json
+    from translator.engine.compiler import canvas_json
     from translator.runner import celery_app, prepare
 
     plan = prepare(definition, list(taskdefs), list(definitions))
@@ -297,7 +297,7 @@ def status(workflow_id: str, with_tasks: bool) -> None:
     from translator.errors import BrokerUnavailable, WorkflowNotFound
     from translator.runner import status_store
     from translator.settings import Settings
-    from translator.state import safe_url
+    from translator.store.state import safe_url
 
     settings = Settings.from_env()
     store = status_store(settings)

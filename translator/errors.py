@@ -9,8 +9,8 @@
     ├── BrokerUnavailable           the configured broker or state store cannot be reached
     ├── WorkflowNotFound            no execution with that id in the state store
     ├── NonRetryableError           raised by a worker: fail the task for good (no retry)
-    ├── ScriptError                 a JavaScript expression failed (translator.javascript)
-    └── DecisionError               a system task cannot be decided from its input (translator.decide)
+    ├── ScriptError                 a JavaScript expression failed (translator.engine.javascript)
+    └── DecisionError               a system task cannot be decided from its input (translator.engine.decide)
 
 All errors are picklable so that they can cross worker process boundaries.
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from translator.issues import Issue
+    from translator.definitions.issues import Issue
 
 
 class TranslatorError(Exception):

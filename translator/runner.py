@@ -3,7 +3,7 @@
 Mode selection: with ``CELERY_BROKER_URL`` set, workflows are sent to the worker pool and kept in
 Redis (``TRANSLATOR_STATE_URL``, else the result backend, else the broker); an unreachable broker is
 an error within seconds, never a silent fallback. With nothing configured, the workflow runs on an
-embedded Celery worker in this process (see :mod:`translator.embedded`).
+embedded Celery worker in this process (see :mod:`translator.runtime.embedded`).
 """
 
 from __future__ import annotations
@@ -22,18 +22,18 @@ from celery.app.utils import find_app
 from kombu.exceptions import OperationalError
 from kombu.utils.imports import symbol_by_name
 
-from translator.celery_app import get_limiter, get_store, install, set_store, sweep_interval
-from translator.dispatch import launch
-from translator.embedded import EmbeddedWorker, configure_embedded
+from translator.definitions.validate import load_valid_workflow
+from translator.engine.plan import Plan, SubWorkflow, build_plan
 from translator.errors import BrokerUnavailable, TranslatorError, UsageError, WorkflowNotFound
-from translator.plan import Plan, SubWorkflow, build_plan
-from translator.records import new_workflow_id, terminate
+from translator.runtime.celery_app import get_limiter, get_store, install, set_store, sweep_interval
+from translator.runtime.dispatch import launch
+from translator.runtime.embedded import EmbeddedWorker, configure_embedded
+from translator.runtime.sweeper import Sweeper
+from translator.runtime.workers import get_worker, registered_task_names
 from translator.settings import Settings, celery_app_name
-from translator.state import RedisStore, StateStore, StoreUnavailable, safe_url
 from translator.status import WorkflowStatus
-from translator.sweeper import Sweeper
-from translator.validate import load_valid_workflow
-from translator.workers import get_worker, registered_task_names
+from translator.store.records import new_workflow_id, terminate
+from translator.store.state import RedisStore, StateStore, StoreUnavailable, safe_url
 
 CONNECT_TIMEOUT = 4.0
 STORE_OUTAGE_TOLERANCE = 120.0  # seconds translator run keeps waiting while the state store is down

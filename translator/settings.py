@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 from translator.errors import UsageError
-from translator.state import DEFAULT_TTL, safe_url
+from translator.store.state import DEFAULT_TTL, safe_url
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_CELERY_APP = "tasks"  # the demo app: ``celery -A tasks worker``

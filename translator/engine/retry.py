@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from translator.model import RetryLogic
+from translator.definitions.model import RetryLogic
 
 JAVA_INT_MAX = 2**31 - 1
 

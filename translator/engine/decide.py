@@ -26,7 +26,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from translator.deadlines import (
+from translator.definitions.expressions import (
+    allowed_environment,
+    copy_json,
+    java_string,
+    referenced_names,
+    resolve,
+    resolve_task_input,
+)
+from translator.engine.deadlines import (
     DEFAULT_PARK_AFTER,
     attempt_deadlines,
     child_deadline,
@@ -35,16 +43,7 @@ from translator.deadlines import (
     total_deadline,
     workflow_deadline,
 )
-from translator.errors import ExpressionError, TranslatorError
-from translator.expressions import (
-    allowed_environment,
-    copy_json,
-    java_string,
-    referenced_names,
-    resolve,
-    resolve_task_input,
-)
-from translator.plan import (
+from translator.engine.plan import (
     Dynamic,
     DynamicFork,
     Fork,
@@ -63,11 +62,12 @@ from translator.plan import (
     runtime_workflow,
     walk,
 )
-from translator.state import Change, Deadline, Due, now_ms
+from translator.errors import ExpressionError, TranslatorError
 from translator.status import TaskStatus, WorkflowStatus, workflow_status_for_failed_task
+from translator.store.state import Change, Deadline, Due, now_ms
 from translator.text import REASON_LIMIT, shorten
 
-log = logging.getLogger("translator.decide")
+log = logging.getLogger("translator.engine.decide")
 
 MAX_PASSES = 10_000  # walks per decision: each pass that changes nothing ends it; a bound against bugs
 FAILURE_WORKFLOW_KEY = "conductor.failure_workflow"
@@ -382,7 +382,7 @@ def end(
 ) -> Transition:
     """End the workflow: every non-terminal task CANCELED (running attempts revoked, child
     workflows terminated), its deadlines dropped, the ending fields written."""
-    from translator.deadlines import ended_deadlines
+    from translator.engine.deadlines import ended_deadlines
 
     transition = transition or Transition()
     change = transition.change
@@ -1048,7 +1048,7 @@ class _Decider:
     def condition(self, node: Loop, record: Mapping[str, Any], output: Mapping[str, Any]) -> bool:
         if not node.condition.strip():
             return False
-        from translator import javascript
+        from translator.engine import javascript
 
         bindings: dict[str, Any] = dict(record.get("inputData") or {})
         bindings.pop("items", None)
@@ -1204,7 +1204,7 @@ def switch_case(node: Switch, data: Mapping[str, Any]) -> str:
     if node.evaluator == "value-param":
         return java_string(data.get(node.expression))
     if node.evaluator in ("javascript", "graaljs"):
-        from translator import javascript
+        from translator.engine import javascript
 
         try:
             value = javascript.evaluate(node.expression, {"$": dict(data)})

@@ -46,9 +46,9 @@ from py_mini_racer import (
 )
 from py_mini_racer._exc import MiniRacerBaseException
 
+from translator.definitions.expressions import java_string
+from translator.definitions.jsonsource import MAX_DEPTH
 from translator.errors import ExpressionError, TranslatorError, UsageError
-from translator.expressions import java_string
-from translator.jsonsource import MAX_DEPTH
 from translator.text import REASON_LIMIT, shorten
 
 __all__ = [

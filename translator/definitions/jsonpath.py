@@ -31,8 +31,8 @@ try:
 except ImportError:  # jsonpath-ng before 1.7 spells it so
     from jsonpath_ng.ext.parser import ExtentedJsonPathParser as ExtendedJsonPathParser
 
+from translator.definitions.issues import clip, one_line
 from translator.errors import ExpressionError
-from translator.issues import clip, one_line
 
 _LENGTH_SUFFIXES = (".length()", ".size()")
 _INDEFINITE_NODES = (ast.Descendants, ast.Wildcard, ast.Slice, Filter, ast.Where, ast.WhereNot)

@@ -16,9 +16,9 @@ from typing import Any
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from translator.compiler import step_signature, timing_of
-from translator.deadlines import child_deadline, failure_deadline, parent_deadline, wake_deadline
-from translator.decide import (
+from translator.engine.compiler import step_signature, timing_of
+from translator.engine.deadlines import child_deadline, failure_deadline, parent_deadline, wake_deadline
+from translator.engine.decide import (
     FAILURE_WORKFLOW_STATUSES,
     ChildStart,
     Dispatch,
@@ -26,8 +26,9 @@ from translator.decide import (
     decide,
     step_of,
 )
-from translator.plan import Plan
-from translator.records import (
+from translator.engine.plan import Plan
+from translator.status import TaskStatus, WorkflowStatus
+from translator.store.records import (
     FAILURE_WORKFLOW_KEY,
     failure_workflow_input,
     plan_of,
@@ -35,10 +36,9 @@ from translator.records import (
     store_records,
     terminate,
 )
-from translator.state import Deadline, StateStore, now_ms
-from translator.status import TaskStatus, WorkflowStatus
+from translator.store.state import Deadline, StateStore, now_ms
 
-log = logging.getLogger("translator.dispatch")
+log = logging.getLogger("translator.runtime.dispatch")
 BROKER_RETRY_MS = 5000  # a message the broker refused is tried again this much later
 MAX_CONFLICTS = 1000
 
@@ -100,7 +100,7 @@ def _task(store: StateStore, wf_id: str, task_id: str) -> dict[str, Any] | None:
 
 
 def _task_id(wf_id: str, ref: str, attempt: int) -> str:
-    from translator.decide import attempt_id
+    from translator.engine.decide import attempt_id
 
     return attempt_id(wf_id, ref, attempt)
 
@@ -230,7 +230,7 @@ def notify_parent(app: Celery, store: StateStore, child_id: str) -> None:
 def start_failure_workflow(app: Celery, store: StateStore, wf_id: str) -> str | None:
     """Start the failureWorkflow of an ended execution, once (its id is fixed in the execution's
     output when it ends). Returns its id, or None when there is none to start."""
-    from translator.decide import failure_plan
+    from translator.engine.decide import failure_plan
 
     fields = store.workflow_fields(wf_id)
     plan = plan_of(store, fields) if fields is not None else None
@@ -300,7 +300,7 @@ def resend(app: Celery, store: StateStore, plan: Plan, wf_id: str, record: Mappi
 def follow(app: Celery, store: StateStore, plan: Plan, wf_id: str, result: Any) -> None:
     """Carry a workflow on after an attempt was decided outside a step (a killed step, a deadline):
     send its retry, or follow up the stored transition."""
-    from translator.runtime import Outcome
+    from translator.runtime.step import Outcome
 
     if result.outcome is Outcome.RETRY:
         record = _task(store, wf_id, result.task_id) if result.task_id else None

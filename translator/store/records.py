@@ -1,7 +1,7 @@
 """Execution records: plans by digest, starting workflows, what a failure workflow is started with.
 
 The records themselves (Conductor's Task shape, the evaluation document, ending fields) are built by
-:mod:`translator.decide`, which decides every change; they are re-exported here.
+:mod:`translator.engine.decide`, which decides every change; they are re-exported here.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-from translator.deadlines import workflow_deadline
-from translator.decide import (
+from translator.definitions.expressions import apply_workflow_input_template
+from translator.engine.deadlines import workflow_deadline
+from translator.engine.decide import (
     DEFAULT_TIMING,
     FAILURE_WORKFLOW_STATUSES,
     Records,
@@ -29,12 +30,11 @@ from translator.decide import (
     failure_workflow_id,
     scheduled_record,
 )
-from translator.expressions import apply_workflow_input_template
-from translator.plan import Plan
-from translator.state import FAILURE_WORKFLOW_KEY, Snapshot, StateStore, now_ms
+from translator.engine.plan import Plan
 from translator.status import WorkflowStatus
+from translator.store.state import FAILURE_WORKFLOW_KEY, Snapshot, StateStore, now_ms
 
-log = logging.getLogger("translator.runtime")
+log = logging.getLogger("translator.runtime.step")
 
 __all__ = [
     "FAILURE_WORKFLOW_KEY",

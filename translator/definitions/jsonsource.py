@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from translator.issues import Issue, Level, clip, error, join, pointer, warning
+from translator.definitions.issues import Issue, Level, clip, error, join, pointer, warning
 
 MAX_DEPTH = 128
 MAX_NUMBER_LENGTH = 1000

@@ -14,18 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from translator import jsonpath
-from translator.errors import DefinitionError
-from translator.expressions import (
+from translator.definitions import jsonpath
+from translator.definitions.expressions import (
     MAX_EXPRESSION_NESTING,
     SYSTEM_PARAMETERS,
     allowed_environment,
     expression_nesting,
     expressions_in,
 )
-from translator.issues import Issue, Level, Report, clip, error, join, unescape_pointer, warning
-from translator.jsonsource import LIMIT_CODE, read_file
-from translator.loader import (
+from translator.definitions.issues import Issue, Level, Report, clip, error, join, unescape_pointer, warning
+from translator.definitions.jsonsource import LIMIT_CODE, read_file
+from translator.definitions.loader import (
     NOT_A_DEFINITION,
     DocumentKind,
     TaskDefFile,
@@ -36,9 +35,10 @@ from translator.loader import (
     parse_taskdefs,
     with_file,
 )
-from translator.model import SubWorkflowParams, TaskDef, WorkflowDef, WorkflowTask
-from translator.tasktypes import KNOWN_TYPES, SUPPORTED_TYPES, TaskType
-from translator.workers import registered_task_names
+from translator.definitions.model import SubWorkflowParams, TaskDef, WorkflowDef, WorkflowTask
+from translator.definitions.tasktypes import KNOWN_TYPES, SUPPORTED_TYPES, TaskType
+from translator.errors import DefinitionError
+from translator.runtime.workers import registered_task_names
 
 _REQUIRED = "{field} field is required for taskType: {type} taskName: {name}"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -242,7 +242,7 @@ def _check_switch(ctx: Context, ptr: str, task: WorkflowTask) -> Iterator[Issue]
 def _script_syntax(ptr: str, script: str, task: WorkflowTask) -> Iterator[Issue]:
     """Conductor refuses a JavaScript expression that does not parse (``javascript`` only: a
     ``graaljs`` one is checked when it runs)."""
-    from translator.javascript import ScriptError, syntax_error
+    from translator.engine.javascript import ScriptError, syntax_error
 
     try:
         problem = syntax_error(script)
@@ -712,7 +712,7 @@ def validate_bundle(bundle: WorkflowBundle) -> list[Issue]:
 def _planning_issues(bundle: WorkflowBundle) -> list[Issue]:
     """What ``translator run`` would refuse when it plans the workflow (sub-workflows and failure
     workflows not found, cycles, forms only known at run time): validate and run agree."""
-    from translator.plan import build_plan
+    from translator.engine.plan import build_plan
 
     try:
         build_plan(bundle)

@@ -28,13 +28,13 @@ from celery.concurrency.thread import TaskPool
 from celery.worker import WorkController
 from kombu.transport import memory, virtual
 
-from translator.celery_app import set_store
-from translator.deadlines import TIMEOUTS_BY_DEADLINE
+from translator.engine.deadlines import TIMEOUTS_BY_DEADLINE
 from translator.errors import TranslatorError
-from translator.state import MemoryStore
+from translator.runtime.celery_app import set_store
+from translator.store.state import MemoryStore
 
 EMBEDDED_BROKER_URL = "memory://"
-TRANSPORT = "translator.embedded:InProcessTransport"
+TRANSPORT = "translator.runtime.embedded:InProcessTransport"
 STOP_GRACE = 1.0  # seconds a stopping worker waits for steps still running
 IDLE_WAKE = 0.5  # the worker's loop looks at its state at least this often when idle
 

@@ -1,4 +1,4 @@
-"""Deadlines: what the sweeper (:mod:`translator.sweeper`) acts on.
+"""Deadlines: what the sweeper (:mod:`translator.runtime.sweeper`) acts on.
 
 Each is registered in the state store by the write that creates its reason (an attempt scheduled,
 started, a workflow created or ended) and dropped by the write that ends it. A deadline names the
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from translator.plan import Plan, Step
-from translator.state import Deadline, Due
+from translator.engine.plan import Plan, Step
+from translator.store.state import Deadline, Due
 
 DEFAULT_PARK_AFTER = 300  # seconds: longer delays wait in the store, not in the broker (see wake)
 # A Celery app setting, true when its pool cannot stop a step (an embedded run's threads): the
@@ -144,7 +144,7 @@ def ended_deadlines(
 ) -> list[Due]:
     """What an ending write registers so its follow-ups happen even if its author dies: start the
     failureWorkflow; report the end to the parent workflow's SUB_WORKFLOW task."""
-    from translator.state import now_ms
+    from translator.store.state import now_ms
 
     found: list[Due] = []
     due = now_ms() + FOLLOW_UP_GRACE_MS

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from translator.tasktypes import TaskType
+from translator.definitions.tasktypes import TaskType
 
 
 class RetryLogic(StrEnum):
@@ -206,7 +206,7 @@ class WorkflowDef(_Auditable):
 
     def walk(self) -> list[tuple[str, WorkflowTask]]:
         """Every task, nested ones included, with its JSON pointer, in definition order."""
-        from translator.issues import join
+        from translator.definitions.issues import join
 
         found: list[tuple[str, WorkflowTask]] = []
 

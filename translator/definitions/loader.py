@@ -25,9 +25,9 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from translator.issues import Issue, error, join, warning
-from translator.jsonsource import read_file
-from translator.model import TaskDef, WorkflowDef
+from translator.definitions.issues import Issue, error, join, warning
+from translator.definitions.jsonsource import read_file
+from translator.definitions.model import TaskDef, WorkflowDef
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")

@@ -30,17 +30,24 @@ import threading
 import redis
 from celery import Celery
 
-from translator import runtime
-from translator.compiler import hard_timeout_grace, resend_after, timing_of
-from translator.deadlines import TIMEOUTS_BY_DEADLINE
-from translator.decide import attempt_id, child_start, step_of
-from translator.dispatch import follow, follow_up, notify_parent, resend, start_child, start_failure_workflow
-from translator.limits import Limiter
-from translator.records import plan_of
-from translator.runtime import Outcome, StepResult
-from translator.state import Deadline, StateStore, now_ms
+from translator.engine.compiler import hard_timeout_grace, resend_after, timing_of
+from translator.engine.deadlines import TIMEOUTS_BY_DEADLINE
+from translator.engine.decide import attempt_id, child_start, step_of
+from translator.runtime import step as runtime
+from translator.runtime.dispatch import (
+    follow,
+    follow_up,
+    notify_parent,
+    resend,
+    start_child,
+    start_failure_workflow,
+)
+from translator.runtime.limits import Limiter
+from translator.runtime.step import Outcome, StepResult
+from translator.store.records import plan_of
+from translator.store.state import Deadline, StateStore, now_ms
 
-log = logging.getLogger("translator.sweeper")
+log = logging.getLogger("translator.runtime.sweeper")
 
 DEFAULT_INTERVAL = 1.0
 BATCH = 100

@@ -24,12 +24,12 @@ from typing import Any
 from celery import Celery, chain
 from celery.canvas import Signature
 
-from translator.deadlines import DEFAULT_PARK_AFTER
-from translator.decide import Timing
-from translator.plan import Fork, Join, Loop, Plan, Sequence, Step, SubWorkflow, Switch, message_expiry
+from translator.engine.deadlines import DEFAULT_PARK_AFTER
+from translator.engine.decide import Timing
+from translator.engine.plan import Fork, Join, Loop, Plan, Sequence, Step, SubWorkflow, Switch, message_expiry
 
 DRY_RUN_WORKFLOW_ID = "<workflowId>"
-STEP_TASK = "translator.step"  # one attempt of one task (translator.celery_app)
+STEP_TASK = "translator.step"  # one attempt of one task (translator.runtime.celery_app)
 TIMED_OUT_TASK = "translator.step_timed_out"  # errback of a step killed at its hard time limit
 
 
@@ -127,7 +127,7 @@ def step_signature(
     Its task name is the Conductor task name (a Celery task of every worker that has its function:
     ``celery_app.register_workers``), or ``translator.step`` when another Celery task of the app has
     that name. Its task id is the attempt's Conductor taskId: the same for every send of the attempt."""
-    from translator.decide import attempt_id
+    from translator.engine.decide import attempt_id
 
     ref = ref or step.ref
     kwargs: dict[str, Any] = {"wf": wf_id, "ref": ref}

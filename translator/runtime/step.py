@@ -3,7 +3,7 @@
 One call of :func:`execute_step` is one attempt of one task: resolve the input against the live
 execution state (so a retry sees fresh data and a new ``${CPEWF_TASK_ID}``), record the attempt,
 call the worker function, then decide with Conductor's rules: continue, retry after a delay computed
-by :mod:`translator.retry`, continue despite failure (optional / permissive), or fail the workflow.
+by :mod:`translator.engine.retry`, continue despite failure (optional / permissive), or fail the workflow.
 
 Attempts have deterministic task ids (workflow id, reference, attempt number), so a redelivered
 message finds its attempt already recorded and does not run it twice once it has finished.
@@ -19,7 +19,8 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from translator.deadlines import (
+from translator.definitions.expressions import allowed_environment, referenced_names, resolve_task_input
+from translator.engine.deadlines import (
     attempt_deadlines,
     due_ms,
     parks,
@@ -30,7 +31,7 @@ from translator.deadlines import (
     waiting_deadlines,
     wake_deadline,
 )
-from translator.decide import (
+from translator.engine.decide import (
     DEFAULT_TIMING,
     Records,
     Timing,
@@ -42,17 +43,16 @@ from translator.decide import (
     scheduled_record,
     step_of,
 )
+from translator.engine.plan import Plan, Step, message_expiry
 from translator.errors import ExpressionError, NonRetryableError
-from translator.expressions import allowed_environment, referenced_names, resolve_task_input
-from translator.limits import Limiter, Limits
-from translator.plan import Plan, Step, message_expiry
-from translator.records import log_end, plan_of, store_records
-from translator.state import Change, Deadline, Saved, StateStore, now_ms
+from translator.runtime.limits import Limiter, Limits
+from translator.runtime.workers import TaskContext, get_worker
 from translator.status import TaskStatus, WorkflowStatus
+from translator.store.records import log_end, plan_of, store_records
+from translator.store.state import Change, Deadline, Saved, StateStore, now_ms
 from translator.text import REASON_LIMIT, short_traceback, shorten
-from translator.workers import TaskContext, get_worker
 
-log = logging.getLogger("translator.runtime")
+log = logging.getLogger("translator.runtime.step")
 
 
 class Outcome(Enum):

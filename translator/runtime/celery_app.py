@@ -27,19 +27,19 @@ from celery import Celery, Task, signals
 from celery.app.amqp import AMQP
 from celery.exceptions import Reject, Retry
 
-from translator.compiler import STEP_TASK, TIMED_OUT_TASK, timing_of
-from translator.deadlines import TIMEOUTS_BY_DEADLINE, wake_deadline
-from translator.decide import attempt_id
-from translator.dispatch import follow, follow_up, resend
+from translator.engine.compiler import STEP_TASK, TIMED_OUT_TASK, timing_of
+from translator.engine.deadlines import TIMEOUTS_BY_DEADLINE, wake_deadline
+from translator.engine.decide import attempt_id
 from translator.errors import TranslatorError
-from translator.limits import Limiter, MemoryLimiter, RedisLimiter
-from translator.records import plan_of
-from translator.runtime import Outcome, StepResult, execute_step, hard_timeout
+from translator.runtime.dispatch import follow, follow_up, resend
+from translator.runtime.limits import Limiter, MemoryLimiter, RedisLimiter
+from translator.runtime.step import Outcome, StepResult, execute_step, hard_timeout
+from translator.runtime.sweeper import DEFAULT_INTERVAL, Sweeper
+from translator.runtime.workers import get_worker, registered_task_names
 from translator.settings import DEFAULT_BROKER_URL
-from translator.state import MemoryStore, RedisStore, StateStore, now_ms
 from translator.status import TaskStatus
-from translator.sweeper import DEFAULT_INTERVAL, Sweeper
-from translator.workers import get_worker, registered_task_names
+from translator.store.records import plan_of
+from translator.store.state import MemoryStore, RedisStore, StateStore, now_ms
 
 log = logging.getLogger("translator.celery")
 

@@ -19,12 +19,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from translator.definitions.issues import Issue, error
+from translator.definitions.loader import WORKFLOWS_DIR, WorkflowBundle, with_file
+from translator.definitions.model import TaskDef, WorkflowDef, WorkflowTask
+from translator.definitions.tasktypes import SUPPORTED_TYPES, TaskType
+from translator.engine.retry import RetryDelay, retry_delay
 from translator.errors import DefinitionError
-from translator.issues import Issue, error
-from translator.loader import WORKFLOWS_DIR, WorkflowBundle, with_file
-from translator.model import TaskDef, WorkflowDef, WorkflowTask
-from translator.retry import RetryDelay, retry_delay
-from translator.tasktypes import SUPPORTED_TYPES, TaskType
 
 
 @dataclass(frozen=True, slots=True)

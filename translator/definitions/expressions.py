@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from translator import jsonpath
+from translator.definitions import jsonpath
+from translator.definitions.issues import clip
+from translator.definitions.jsonsource import depth_message, too_deep
 from translator.errors import ExpressionError, UnsupportedExpression
-from translator.issues import clip
-from translator.jsonsource import depth_message, too_deep
 
 __all__ = [
     "SYSTEM_PARAMETERS",

@@ -1,0 +1,3 @@
+"""From a definition to decisions: the plan tree, the decider, Celery signatures, scripts, retry
+delays, deadlines.
+"""

@@ -1,0 +1,1 @@
+"""Execution state: the Redis and in-memory stores, and execution records."""
