@@ -21,6 +21,7 @@ from translator.definitions.expressions import (
     allowed_environment,
     expression_nesting,
     expressions_in,
+    first_segment,
 )
 from translator.definitions.issues import Issue, Level, Report, clip, error, join, unescape_pointer, warning
 from translator.definitions.jsonsource import LIMIT_CODE, read_file
@@ -423,16 +424,6 @@ def _string_values(value: Any, ptr: str) -> Iterator[tuple[str, str]]:
             yield from _string_values(item, join(ptr, index))
 
 
-def _first_segment(path: str) -> str:
-    text = path.strip()
-    if text.startswith("$."):
-        text = text[2:]
-    elif text.startswith("$["):
-        match = re.match(r"\$\[\s*['\"]([^'\"]*)['\"]\s*\]", text)
-        return match.group(1) if match else ""
-    return re.split(r"[.\[]", text, maxsplit=1)[0].strip()
-
-
 def _reference_issues(
     ctx: Context, refs: set[str], value: Any, ptr: str, task: WorkflowTask | None, strict: bool
 ) -> Iterator[Issue]:
@@ -467,7 +458,7 @@ def _reference_issues(
             except jsonpath.PathSyntaxError as exc:
                 yield error(value_ptr, "invalid-expression", str(exc))
                 continue
-            segment = _first_segment(body)
+            segment = first_segment(body)
             if segment in ("workflow", "$", "") or segment in refs:
                 continue
             tokens = unescape_pointer(value_ptr)
