@@ -93,7 +93,7 @@ OUTCOMES = ("failure", "error", "skipped")
 
 def test_a_missing_corpus_fails_in_ci_and_is_skipped_visibly_elsewhere(tmp_path):
     missing = f"reference corpus not found: no {tmp_path / 'no-corpus' / 'conductor' / 'MANIFEST.tsv'}"
-    expected_tests = 1 + 1 + len(SUPPORTED_TODAY) + 1  # manifest, files, supported, round trips
+    expected_tests = 1 + 1 + len(SUPPORTED_TODAY) + 1 + 1  # manifest, files, supported, round trips, docs
 
     local, outcomes = _corpus_tests(tmp_path)
     assert local.returncode == 0, local.stdout[-3000:]
@@ -111,3 +111,13 @@ def test_a_missing_corpus_fails_in_ci_and_is_skipped_visibly_elsewhere(tmp_path)
 
     opted_out, outcomes = _corpus_tests(tmp_path, CI="true", TRANSLATOR_REQUIRE_CORPUS="0")
     assert opted_out.returncode == 0 and all(o.startswith("skipped") for o in outcomes.values())
+
+
+def test_the_corpus_table_in_the_docs_is_up_to_date(corpus_dir):
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "corpus-table"), "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
