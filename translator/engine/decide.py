@@ -40,7 +40,6 @@ from translator.engine.deadlines import (
     child_deadline,
     parks,
     scheduling_deadlines,
-    total_deadline,
     workflow_deadline,
 )
 from translator.engine.plan import (
@@ -64,13 +63,13 @@ from translator.engine.plan import (
 )
 from translator.errors import ExpressionError, TranslatorError
 from translator.status import TaskStatus, WorkflowStatus, workflow_status_for_failed_task
-from translator.store.state import Change, Deadline, Due, now_ms
+from translator.store.state import FAILURE_WORKFLOW_KEY, Change, Deadline, now_ms
 from translator.text import REASON_LIMIT, shorten
 
 log = logging.getLogger("translator.engine.decide")
 
+MAX_CONFLICTS = 1000  # decisions retried after concurrent ones (each conflict: another progressed)
 MAX_PASSES = 10_000  # walks per decision: each pass that changes nothing ends it; a bound against bugs
-FAILURE_WORKFLOW_KEY = "conductor.failure_workflow"
 FAILURE_WORKFLOW_STATUSES = (WorkflowStatus.FAILED, WorkflowStatus.TIMED_OUT, WorkflowStatus.TERMINATED)
 SUCCESSFUL_TASK = frozenset({"COMPLETED", "COMPLETED_WITH_ERRORS", "SKIPPED"})
 TERMINATION_STATUSES = ("COMPLETED", "FAILED", "TERMINATED")
@@ -1294,19 +1293,3 @@ def loop_items(node: Loop, data: Mapping[str, Any], document: Any) -> list[Any] 
     if not isinstance(value, list):
         raise DecisionError(f"items of {node.ref} must be a list, got {type(value).__name__}")
     return value
-
-
-def change_for(
-    records: Iterable[dict[str, Any]], add: Iterable[Due] = (), drop: Iterable[Deadline] = ()
-) -> Change:
-    change = Change()
-    for record in records:
-        change.write(record)
-    change.add += list(add)
-    change.drop += list(drop)
-    return change
-
-
-def total_deadline_of(record: Mapping[str, Any], step: Step, first_scheduled: int) -> Deadline | None:
-    found = total_deadline({**record, "retryCount": 0, "scheduledTime": first_scheduled}, step)
-    return found[0] if found else None

@@ -20,9 +20,11 @@ from translator.engine.compiler import step_signature, timing_of
 from translator.engine.deadlines import child_deadline, failure_deadline, parent_deadline, wake_deadline
 from translator.engine.decide import (
     FAILURE_WORKFLOW_STATUSES,
+    MAX_CONFLICTS,
     ChildStart,
     Dispatch,
     Transition,
+    attempt_id,
     decide,
     step_of,
 )
@@ -40,7 +42,6 @@ from translator.store.state import Deadline, StateStore, now_ms
 
 log = logging.getLogger("translator.runtime.dispatch")
 BROKER_RETRY_MS = 5000  # a message the broker refused is tried again this much later
-MAX_CONFLICTS = 1000
 
 
 def launch(
@@ -85,7 +86,7 @@ def send(app: Celery, store: StateStore, wf_id: str, dispatch: Dispatch) -> None
             app, dispatch.step, wf_id, dispatch.ref, dispatch.attempt, dispatch.countdown
         ).apply_async()
     except (OperationalError, OSError) as exc:
-        task_id = _task_id(wf_id, dispatch.ref, dispatch.attempt)
+        task_id = attempt_id(wf_id, dispatch.ref, dispatch.attempt)
         record = _task(store, wf_id, task_id)
         if record is None:
             raise
@@ -97,12 +98,6 @@ def send(app: Celery, store: StateStore, wf_id: str, dispatch: Dispatch) -> None
 def _task(store: StateStore, wf_id: str, task_id: str) -> dict[str, Any] | None:
     """One task record (read with the open ones: cheap whatever the workflow's length)."""
     return next((t for t in store.snapshot(wf_id, [task_id]).tasks if t["taskId"] == task_id), None)
-
-
-def _task_id(wf_id: str, ref: str, attempt: int) -> str:
-    from translator.engine.decide import attempt_id
-
-    return attempt_id(wf_id, ref, attempt)
 
 
 def follow_up(app: Celery, store: StateStore, plan: Plan, wf_id: str, transition: Transition | None) -> None:
@@ -144,7 +139,7 @@ def start_child(app: Celery, store: StateStore, wf_id: str, child: ChildStart) -
 
 def _child_deadline(store: StateStore, wf_id: str, child: ChildStart) -> list[Deadline]:
     """The ``child`` deadline of the task that starts ``child`` (none if its record is gone)."""
-    task_id = _task_id(wf_id, child.ref, child.attempt)
+    task_id = attempt_id(wf_id, child.ref, child.attempt)
     record = _task(store, wf_id, task_id)
     return [child_deadline(record)[0]] if record is not None else []
 

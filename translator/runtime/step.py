@@ -33,6 +33,7 @@ from translator.engine.deadlines import (
 )
 from translator.engine.decide import (
     DEFAULT_TIMING,
+    MAX_CONFLICTS,
     Records,
     Timing,
     Transition,
@@ -75,7 +76,6 @@ class StepResult:
     plan: Plan | None = None  # CONTINUE: the execution's plan (what the follow-up sends is planned in it)
 
 
-MAX_CONFLICTS = 1000  # decisions retried after concurrent ones (each conflict means another progressed)
 NOT_DUE_TOLERANCE_MS = 1000  # a message this early for its attempt runs anyway
 TIME_LIMIT_SLACK_MS = 5000  # after a step's hard time limit, before its response timeout may act
 

@@ -32,7 +32,7 @@ from translator.engine.decide import (
 )
 from translator.engine.plan import Plan
 from translator.status import WorkflowStatus
-from translator.store.state import FAILURE_WORKFLOW_KEY, Snapshot, StateStore, now_ms
+from translator.store.state import FAILURE_WORKFLOW_KEY, Change, Snapshot, StateStore, now_ms
 
 log = logging.getLogger("translator.runtime.step")
 
@@ -147,17 +147,17 @@ def start_workflow(
         record["parentWorkflowId"], record["parentWorkflowTaskId"] = parent
     transition = decide(plan, record, [], timing=timing, now=now)
     change = transition.change
-    deadlines = [d for d in change.add]
+    deadlines = list(change.add)
     timeout = workflow_deadline(record, plan)
     if timeout is not None:
         deadlines.append(timeout)
     if not store.create_workflow(record, plan.json_text, list(change.records.values()), deadlines):
         return None
     if change.finish is not None:  # it ends at once (a TERMINATE first, nothing to run)
-        finish = type(change)(
-            finish=change.finish, add=[], drop=change.drop + ([timeout[0]] if timeout else [])
+        follow_ups = [d for d in change.add if d[0].kind in ("failure", "parent")]
+        finish = Change(
+            finish=change.finish, add=follow_ups, drop=change.drop + ([timeout[0]] if timeout else [])
         )
-        finish.add = [d for d in change.add if d[0].kind in ("failure", "parent")]
         store.apply(wf_id, finish)
     return wf_id, transition
 

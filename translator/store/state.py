@@ -29,7 +29,7 @@ from typing import Any
 import redis
 
 from translator.errors import TranslatorError
-from translator.status import WorkflowStatus
+from translator.status import TaskStatus, WorkflowStatus
 
 TERMINAL_WORKFLOW_STATUSES = [s.value for s in WorkflowStatus if s.terminal]
 DEFAULT_TTL = 7 * 24 * 3600
@@ -136,17 +136,7 @@ class Change:
 
 
 Expect = tuple[str, str, int]  # (taskId, status, startTime) a record must still have
-TERMINAL_TASK_STATUSES = frozenset(
-    {
-        "COMPLETED",
-        "COMPLETED_WITH_ERRORS",
-        "FAILED",
-        "FAILED_WITH_TERMINAL_ERROR",
-        "TIMED_OUT",
-        "CANCELED",
-        "SKIPPED",
-    }
-)
+TERMINAL_TASK_STATUSES = frozenset(s.value for s in TaskStatus if s.terminal)
 ITERATION = re.compile(r"__\d+$")
 
 
