@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ C, CWE, F, FT = "COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "FAILED_WITH_TER
 P = {"param1": "p1 value", "param2": "p2 value"}
 OWN_ID = "<this task's taskId>"  # expected value: the id of the task whose input holds it
 AN_ID = "<an id>"  # expected value: some non-empty string (a generated id)
-ANYTHING = "<anything>"  # expected value: not checked (only where a known deviation is set aside)
 
 
 def _java_taskdef(name: str, **fields: Any) -> dict[str, Any]:
@@ -135,18 +134,10 @@ class Case:
     fail_terminal: tuple[str, ...] = ()
     emit: dict[str, dict[str, Any]] = field(default_factory=dict)
     definitions: tuple[str, ...] = ()  # corpus files that sub-workflows and failure workflows name
-    xfail: str | None = None  # a known translator deviation from Conductor this case shows
 
     @property
     def id(self) -> str:
         return f"{self.file.removeprefix('oss__').removesuffix('.json')}:{self.name}"
-
-
-def deviating(case: Case, bug: str, **rest: Any) -> list[Case]:
-    """``case`` as Conductor has it, a strict xfail until translator fixes ``bug``; plus the same run
-    with the deviating expectations replaced by ``rest`` (set aside, never translator's values), so
-    that everything else stays checked."""
-    return [replace(case, xfail=bug), replace(case, name=f"{case.name}-other-checks", **rest)]
 
 
 def _child_failure(e: Execution) -> None:
@@ -184,15 +175,13 @@ def _start_workflow_fails(e: Execution) -> None:
     assert e.task("st")["reasonForIncompletion"]  # StartWorkflowSpec: "reasonForIncompletion != null"
 
 
-def _loop_iteration(i: int, refs: bool = True) -> dict[str, Any]:
+def _loop_iteration(i: int) -> dict[str, Any]:
     """DO_WHILE output for iteration ``i`` of do_while_integration_test.json (DoWhile.execute: every body
     task's output under its reference without ``__i``; JOIN output keyed by the suffixed joinOn refs).
-    A body task's worker sees its reference with ``__i`` (the polled Task's referenceTaskName);
-    ``refs=False`` leaves that value unchecked."""
+    A body task's worker sees its reference with ``__i`` (the polled Task's referenceTaskName)."""
 
     def body(name: str) -> dict[str, Any]:
-        output = stamp(name, f"{name}__{i}")
-        return output if refs else {**output, "taskReferenceName": ANYTHING}
+        return stamp(name, f"{name}__{i}")
 
     one, two = body("integration_task_1"), body("integration_task_2")
     return {
@@ -211,28 +200,6 @@ DYNAMIC_TASKS = {  # DynamicForkJoinSpec "Test dynamic fork join success flow": 
     ],
     "dynamicTasksInput": {"xdt1": {"k1": "v1"}, "xdt2": {"k2": "v2"}},
 }
-
-# Known deviations of translator from Conductor (each shown by a strict-xfail case below).
-SUB_WORKFLOW_REASON = (
-    "a failed SUB_WORKFLOW task's reasonForIncompletion is the child's reason alone, without Conductor's "
-    "'Sub workflow <name>.<version>/<childId> failure reason: ' prefix (SubWorkflow.updateTaskStatus)"
-)
-JOIN_FAILED_REASON = (
-    "a FAILED JOIN's reasonForIncompletion is '<ref> ended <STATUS>: <reason>' instead of Conductor's "
-    "failed joined tasks' reasons joined by ' ' (Join.execute), and so is the workflow's reason"
-)
-JOIN_OPTIONAL_REASON = (
-    "a JOIN that is COMPLETED_WITH_ERRORS has no reasonForIncompletion; Conductor sets "
-    "'<taskDefName>/<taskId> completed with errors' (Join.execute)"
-)
-LOOP_CONTEXT_REF = (
-    "TaskContext.reference_task_name of a DO_WHILE body task lacks the '__<iteration>' suffix that the "
-    "task's own referenceTaskName (and the Task a Conductor worker polls) carries"
-)
-START_WORKFLOW_STATUS = (
-    "START_WORKFLOW without a valid startWorkflow request ends FAILED_WITH_TERMINAL_ERROR; Conductor "
-    "ends it FAILED (StartWorkflow.execute, StartWorkflowSpec, §4)"
-)
 
 T1_OP = "integration_task_1.op"
 TEMPLATE = {"param2": ["list", "of", "strings"], "param3": "string"}
@@ -586,23 +553,19 @@ CASES: list[Case] = [
         output={"subWorkflowId": AN_ID, **stamp("simple_task_in_sub_wf", "t1")},
         definitions=(_SUB_WF,),
     ),
-    *deviating(
-        Case(
-            "oss__th__workflow_with_sub_workflow_1_integration_test.json",
-            "child-fails",
-            "the child FAILS, so the SUB_WORKFLOW task FAILS with 'Sub workflow ... failure reason: ...' "
-            "(SubWorkflow.updateTaskStatus), retryCount 0 on the workflow task: the parent FAILS (§1.2, §4)",
-            {**P, "subwf": "sub_workflow"},
-            F,
-            {"t1": [C], "t2": [F]},
-            reason=task_failure("t2"),
-            failed_refs=["t2"],
-            check=_child_failure_reason_prefix,
-            fail_terminal=("simple_task_in_sub_wf",),
-            definitions=(_SUB_WF,),
-        ),
-        SUB_WORKFLOW_REASON,
-        check=_child_failure,
+    Case(
+        "oss__th__workflow_with_sub_workflow_1_integration_test.json",
+        "child-fails",
+        "the child FAILS, so the SUB_WORKFLOW task FAILS with 'Sub workflow ... failure reason: ...' "
+        "(SubWorkflow.updateTaskStatus), retryCount 0 on the workflow task: the parent FAILS (§1.2, §4)",
+        {**P, "subwf": "sub_workflow"},
+        F,
+        {"t1": [C], "t2": [F]},
+        reason=task_failure("t2"),
+        failed_refs=["t2"],
+        check=_child_failure_reason_prefix,
+        fail_terminal=("simple_task_in_sub_wf",),
+        definitions=(_SUB_WF,),
     ),
     *_decision_cases(
         "oss__th__simple_decision_task_integration_test.json",
@@ -722,32 +685,26 @@ CASES: list[Case] = [
             }
         },
     ),
-    *deviating(
-        Case(
-            "oss__th__fork_join_permissive_integration_test.json",
-            "permissive-branch-fails",
-            "ForkJoinSpec 'fork join permissive failure flow': t1 keeps its failure, the JOIN waits for t2 "
-            "then FAILS with t1's reason and an output without t1's empty one; the workflow FAILS naming the "
-            "JOIN, t3 never runs (Join.execute, §1.2)",
-            P,
-            F,
-            {"fanouttask": [C], "t1": [FT], "t2": [C], "fanouttask_join": [F]},
-            outputs={
-                "fanouttask_join": {"t2": stamp("integration_task_2", "t2", tp1="workflow.input.param1")}
-            },
-            reason=lambda e: (
-                f"Task {e.task('fanouttask_join')['taskId']} failed with status: FAILED and reason: "
-                f"'{e.task('t1')['reasonForIncompletion']}'"
-            ),
-            task_reasons={
-                "t1": "integration_task_1 failed at t1",
-                "fanouttask_join": "integration_task_1 failed at t1",
-            },
-            failed_refs=["fanouttask_join", "t1"],
-            fail_terminal=("t1",),
+    Case(
+        "oss__th__fork_join_permissive_integration_test.json",
+        "permissive-branch-fails",
+        "ForkJoinSpec 'fork join permissive failure flow': t1 keeps its failure, the JOIN waits for t2 "
+        "then FAILS with t1's reason and an output without t1's empty one; the workflow FAILS naming the "
+        "JOIN, t3 never runs (Join.execute, §1.2)",
+        P,
+        F,
+        {"fanouttask": [C], "t1": [FT], "t2": [C], "fanouttask_join": [F]},
+        outputs={"fanouttask_join": {"t2": stamp("integration_task_2", "t2", tp1="workflow.input.param1")}},
+        reason=lambda e: (
+            f"Task {e.task('fanouttask_join')['taskId']} failed with status: FAILED and reason: "
+            f"'{e.task('t1')['reasonForIncompletion']}'"
         ),
-        JOIN_FAILED_REASON,
-        reason=task_failure("fanouttask_join"),
+        task_reasons={
+            "t1": "integration_task_1 failed at t1",
+            "fanouttask_join": "integration_task_1 failed at t1",
+        },
+        failed_refs=["fanouttask_join", "t1"],
+        fail_terminal=("t1",),
     ),
     Case(
         "oss__th__fork_join_sync_nested_integration_test.json",
@@ -781,32 +738,28 @@ CASES: list[Case] = [
             },
         },
     ),
-    *deviating(
-        Case(
-            "oss__th__fork_join_sync_optional_fail_integration_test.json",
-            "optional-branch-fails",
-            "the optional branch fails (no retry): COMPLETED_WITH_ERRORS; the JOIN is COMPLETED_WITH_ERRORS "
-            "with reason '<name>/<taskId> completed with errors' and the workflow goes on (DeciderService, "
-            "Join.execute, §4 JOIN)",
-            {},
-            C,
-            {
-                "forkTask": [C],
-                "branch_required": [C],
-                "branch_optional": [CWE],
-                "joinTask": [CWE],
-                "postJoinTask": [C],
-            },
-            output=stamp("integration_task_3", "postJoinTask"),
-            outputs={"joinTask": {"branch_required": stamp("integration_task_1", "branch_required")}},
-            check=lambda e: _equal(
-                e.task("joinTask").get("reasonForIncompletion"),
-                f"integration_task_2/{e.task('branch_optional')['taskId']} completed with errors",
-            ),
-            fail_terminal=("branch_optional",),
+    Case(
+        "oss__th__fork_join_sync_optional_fail_integration_test.json",
+        "optional-branch-fails",
+        "the optional branch fails (no retry): COMPLETED_WITH_ERRORS; the JOIN is COMPLETED_WITH_ERRORS "
+        "with reason '<name>/<taskId> completed with errors' and the workflow goes on (DeciderService, "
+        "Join.execute, §4 JOIN)",
+        {},
+        C,
+        {
+            "forkTask": [C],
+            "branch_required": [C],
+            "branch_optional": [CWE],
+            "joinTask": [CWE],
+            "postJoinTask": [C],
+        },
+        output=stamp("integration_task_3", "postJoinTask"),
+        outputs={"joinTask": {"branch_required": stamp("integration_task_1", "branch_required")}},
+        check=lambda e: _equal(
+            e.task("joinTask").get("reasonForIncompletion"),
+            f"integration_task_2/{e.task('branch_optional')['taskId']} completed with errors",
         ),
-        JOIN_OPTIONAL_REASON,
-        check=None,
+        fail_terminal=("branch_optional",),
     ),
     Case(
         "oss__th__dynamic_fork_join_integration_test.json",
@@ -843,41 +796,30 @@ CASES: list[Case] = [
         ),
         emit={"dt1": DYNAMIC_TASKS},
     ),
-    *deviating(
-        Case(
-            "oss__th__do_while_integration_test.json",
-            "two-iterations",
-            "DoWhileSpec: body refs get __<iteration>; loop=2 runs two iterations "
-            "($.loopTask['iteration'] < $.value); DO_WHILE output = iteration + each iteration's body "
-            "outputs (DoWhile.execute); workflow output = the last task in execution order, join__2 (§2.3)",
-            {"loop": 2},
-            C,
-            {
-                "loopTask": [C],
-                **{
-                    f"{ref}__{i}": [C]
-                    for i in (1, 2)
-                    for ref in (
-                        "integration_task_0",
-                        "fork",
-                        "integration_task_1",
-                        "integration_task_2",
-                        "join",
-                    )
-                },
+    Case(
+        "oss__th__do_while_integration_test.json",
+        "two-iterations",
+        "DoWhileSpec: body refs get __<iteration>; loop=2 runs two iterations "
+        "($.loopTask['iteration'] < $.value); DO_WHILE output = iteration + each iteration's body "
+        "outputs (DoWhile.execute); workflow output = the last task in execution order, join__2 (§2.3)",
+        {"loop": 2},
+        C,
+        {
+            "loopTask": [C],
+            **{
+                f"{ref}__{i}": [C]
+                for i in (1, 2)
+                for ref in (
+                    "integration_task_0",
+                    "fork",
+                    "integration_task_1",
+                    "integration_task_2",
+                    "join",
+                )
             },
-            output=_loop_iteration(2)["join"],
-            outputs={"loopTask": {"iteration": 2, "1": _loop_iteration(1), "2": _loop_iteration(2)}},
-        ),
-        LOOP_CONTEXT_REF,
-        output=_loop_iteration(2, refs=False)["join"],
-        outputs={
-            "loopTask": {
-                "iteration": 2,
-                "1": _loop_iteration(1, refs=False),
-                "2": _loop_iteration(2, refs=False),
-            }
         },
+        output=_loop_iteration(2)["join"],
+        outputs={"loopTask": {"iteration": 2, "1": _loop_iteration(1), "2": _loop_iteration(2)}},
     ),
     Case(
         "oss__th__workflow_that_starts_another_workflow.json",
@@ -891,23 +833,19 @@ CASES: list[Case] = [
         outputs={"st": {"workflowId": AN_ID}},
         definitions=(_SIMPLE_1,),
     ),
-    *deviating(
-        Case(
-            "oss__th__workflow_that_starts_another_workflow.json",
-            "not-a-start-request",
-            "StartWorkflowSpec 'does not conform to StartWorkflowRequest': the input key is start_workflow, "
-            "so startWorkflow is null: the task FAILS and, with no retries for a system task, the workflow "
-            "(§4 START_WORKFLOW, §2.2 ad-hoc TaskDef retryCount 0)",
-            {"start_workflow": {"param1": "value1", "param2": "value2"}},
-            F,
-            {"st": [F]},
-            reason=task_failure("st"),
-            failed_refs=["st"],
-            check=_start_workflow_fails,
-            definitions=(_SIMPLE_1,),
-        ),
-        START_WORKFLOW_STATUS,
-        tasks=None,
+    Case(
+        "oss__th__workflow_that_starts_another_workflow.json",
+        "not-a-start-request",
+        "StartWorkflowSpec 'does not conform to StartWorkflowRequest': the input key is start_workflow, "
+        "so startWorkflow is null: the task FAILS and, with no retries for a system task, the workflow "
+        "(§4 START_WORKFLOW, §2.2 ad-hoc TaskDef retryCount 0)",
+        {"start_workflow": {"param1": "value1", "param2": "value2"}},
+        F,
+        {"st": [F]},
+        reason=task_failure("st"),
+        failed_refs=["st"],
+        check=_start_workflow_fails,
+        definitions=(_SIMPLE_1,),
     ),
 ]
 
@@ -922,8 +860,6 @@ def _subset(actual: dict[str, Any], expected: dict[str, Any]) -> None:
 
 def _assert_matches(actual: Any, expected: Any, own_id: str | None, where: str) -> None:
     """``actual == expected``, where OWN_ID stands for ``own_id`` and AN_ID for any non-empty string."""
-    if expected is ANYTHING:
-        return
     if expected is OWN_ID:
         assert actual == own_id, f"{where}: {actual!r} is not the task's own id {own_id!r}"
     elif expected is AN_ID:
@@ -1019,19 +955,10 @@ def run_case(case: Case, taskdefs: Path) -> Execution:
 
 
 def _params() -> list[Any]:
-    """CASES as pytest params (a case with a known deviation is a strict xfail); none without the corpus."""
+    """CASES as pytest params; none without the corpus."""
     if corpus_missing() is not None:
         return []
-    return [
-        pytest.param(
-            case,
-            id=case.id,
-            marks=[pytest.mark.xfail(strict=True, raises=AssertionError, reason=case.xfail)]
-            if case.xfail
-            else [],
-        )
-        for case in CASES
-    ]
+    return [pytest.param(case, id=case.id) for case in CASES]
 
 
 @pytest.mark.parametrize("case", **corpus_params(_params()))

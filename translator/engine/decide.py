@@ -805,9 +805,17 @@ class _Decider:
         policy = step.policy if step is not None else None
         return self.ended(record, bool(policy and policy.optional), bool(policy and policy.permissive))
 
-    def refuse(self, node: Node, ref: str, iteration: int, reason: str) -> bool:
-        """A system task that cannot run: FAILED_WITH_TERMINAL_ERROR (the workflow fails)."""
-        record = self.system_record(node, ref, iteration, TaskStatus.FAILED_WITH_TERMINAL_ERROR)
+    def refuse(
+        self,
+        node: Node,
+        ref: str,
+        iteration: int,
+        reason: str,
+        status: TaskStatus = TaskStatus.FAILED_WITH_TERMINAL_ERROR,
+    ) -> bool:
+        """A system task that cannot run: it ends ``status`` (by default FAILED_WITH_TERMINAL_ERROR)
+        and the workflow fails."""
+        record = self.system_record(node, ref, iteration, status)
         record["reasonForIncompletion"] = shorten(reason, REASON_LIMIT, quote=False)
         self.put(record)
         self.fail(record)
@@ -928,22 +936,38 @@ class _Decider:
         if any(t is None or not TaskStatus(t["status"]).terminal for t in joined):
             return False
         output = {t["referenceTaskName"]: t.get("outputData") for t in joined if t and t.get("outputData")}
-        statuses = {t["status"] for t in joined if t}
         unsuccessful = [t for t in joined if t and t["status"] not in SUCCESSFUL_TASK]
         if unsuccessful:
             canceled = all(t["status"] == "CANCELED" for t in unsuccessful)
             status = TaskStatus.CANCELED if canceled else TaskStatus.FAILED
-            first = unsuccessful[0]
-            why = first.get("reasonForIncompletion") or ""
-            reason = f"{first['referenceTaskName']} ended {first['status']}: {why}"
-            self.finish_record(record, status, output, reason)
+            # Conductor (Join.execute): the unsuccessful joined tasks' reasons, joined by spaces
+            reasons = [t["reasonForIncompletion"] for t in unsuccessful if t.get("reasonForIncompletion")]
+            self.finish_record(record, status, output, " ".join(reasons))
             self.fail(self.latest[ref])
             return False
-        status = (
-            TaskStatus.COMPLETED_WITH_ERRORS if "COMPLETED_WITH_ERRORS" in statuses else TaskStatus.COMPLETED
-        )
-        self.finish_record(record, status, output)
+        # an optional joined task that failed: "<taskDefName>/<taskId> … completed with errors"
+        errors = [
+            f"{t['taskDefName']}/{t['taskId']} "
+            for t in joined
+            if t and t["status"] == "COMPLETED_WITH_ERRORS" and self.optional(t)
+        ]
+        if errors:
+            reason = "".join(errors) + "completed with errors"
+            self.finish_record(record, TaskStatus.COMPLETED_WITH_ERRORS, output, reason)
+        else:
+            self.finish_record(record, TaskStatus.COMPLETED, output)
         return True
+
+    def optional(self, record: Mapping[str, Any]) -> bool:
+        """Whether the task of a record is marked optional."""
+        task = record.get("workflowTask")
+        if task:
+            return bool(task.get("optional"))
+        try:
+            node = self.plan.node(record["referenceTaskName"])
+        except KeyError:
+            return False
+        return bool(getattr(getattr(node, "policy", None), "optional", False))
 
     def exclusive_join(self, node: Join, record: dict[str, Any], refs: list[str], iteration: int) -> bool:
         chosen = None
@@ -1110,13 +1134,19 @@ class _Decider:
             return self.refuse(node, ref, iteration, str(exc))
         if node.type == "START_WORKFLOW":
             request = data.get("startWorkflow")
+            # Conductor (StartWorkflow.execute): a missing, invalid or unknown request FAILS the task
+            if request is None:
+                reason = "Missing 'startWorkflow' in input data."
+                return self.refuse(node, ref, iteration, reason, TaskStatus.FAILED)
             if not isinstance(request, dict) or not request.get("name"):
-                return self.refuse(node, ref, iteration, "startWorkflow must be an object with a name")
+                reason = "startWorkflow validation failed. 'name' -> Workflow name cannot be null or empty. "
+                return self.refuse(node, ref, iteration, reason, TaskStatus.FAILED)
             record["inputData"] = data
             start = child_start(self.plan, self.workflow, record)
             if start is None:
-                reason = f"workflow {request['name']!r} to start is not among the known definitions"
-                return self.refuse(node, ref, iteration, reason)
+                version = request.get("version")
+                reason = f"No such workflow found by name: {request['name']}, version: {version}"
+                return self.refuse(node, ref, iteration, reason, TaskStatus.FAILED)
             self.put(record)
             self.finish_record(record, TaskStatus.COMPLETED, {"workflowId": start.workflow_id})
         else:

@@ -174,6 +174,13 @@ CHILD_TASK_STATUS = {
 }
 
 
+def child_failure_reason(child_id: str, child: dict[str, Any]) -> str:
+    """The reason a SUB_WORKFLOW task gets from a child that did not complete, as Conductor words
+    it (``SubWorkflow.updateTaskStatus``): ``Sub workflow <name>.<version>/<id> failure reason: …``."""
+    short = f"{child.get('workflowName')}.{child.get('workflowVersion')}/{child_id}"
+    return f"Sub workflow {short} failure reason: {child.get('reasonForIncompletion')}"
+
+
 def notify_parent(app: Celery, store: StateStore, child_id: str) -> None:
     """Report an ended sub-workflow to its parent's SUB_WORKFLOW task, which ends with the child's
     status (TERMINATED: CANCELED), output and reason; then the parent goes on (``decide``)."""
@@ -204,8 +211,8 @@ def notify_parent(app: Celery, store: StateStore, child_id: str) -> None:
             "updateTime": now,
             "executed": True,
         }
-        if child.get("reasonForIncompletion"):
-            updated["reasonForIncompletion"] = child["reasonForIncompletion"]
+        if status is not TaskStatus.COMPLETED:
+            updated["reasonForIncompletion"] = child_failure_reason(child_id, child)
         transition = decide(
             plan, snap.workflow, store_records(store, parent_id, snap), [updated], timing_of(app)
         )

@@ -308,7 +308,7 @@ def _run_attempt(run: _Attempt, attempt: int, worker_id: str, started_ms: int | 
     context = TaskContext(
         wf_id,
         record["taskId"],
-        step.ref,
+        record["referenceTaskName"],
         step.name,
         attempt,
         worker_id,
