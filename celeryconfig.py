@@ -27,6 +27,9 @@ worker_send_task_events = True
 task_send_sent_event = True
 
 task_default_queue = _settings.default_queue
+# HTTP system tasks have their own queue, so that slow endpoints do not hold the slots of other tasks:
+# a worker consumes it beside the default queue unless started with -Q (docs/system-tasks.md).
+translator_http_queue = _settings.http_queue
 # Steps of task definitions with isolationGroupId / executionNameSpace go to Conductor's queue name
 # (<task>@<namespace>-<isolationGroup>); with TRANSLATOR_QUEUE_PER_TASK=1 every task does (<task>).
 translator_queue_per_task = _settings.queue_per_task

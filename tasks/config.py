@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from translator.settings import env_float, env_int
+from translator.settings import env_float, env_int, fetch_allow
 
 MIB = 1024 * 1024
 
@@ -39,11 +39,6 @@ class ImageSettings:
     def from_env(cls) -> ImageSettings:
         shared = Path(os.environ.get("TRANSLATOR_SHARED_DIR") or "out/shared").expanduser().resolve()
         root = Path(os.environ.get("TRANSLATOR_INPUT_ROOT") or os.getcwd()).expanduser().resolve()
-        allow = frozenset(
-            item.strip().lower()
-            for item in os.environ.get("TRANSLATOR_FETCH_ALLOW", "").split(",")
-            if item.strip()
-        )
         prefix = os.environ.get("TRANSLATOR_S3_PREFIX", "images/")
         fetch_timeout = env_float("TRANSLATOR_FETCH_TIMEOUT", 10.0)
         return cls(
@@ -52,7 +47,7 @@ class ImageSettings:
             fetch_timeout=fetch_timeout,
             fetch_deadline=env_float("TRANSLATOR_FETCH_DEADLINE", 2 * fetch_timeout),
             fetch_max_bytes=env_int("TRANSLATOR_FETCH_MAX_BYTES", 25 * MIB),
-            fetch_allow=allow,
+            fetch_allow=fetch_allow(),
             max_input_side=env_int("TRANSLATOR_IMAGE_MAX_SIDE", 12000),
             max_input_pixels=env_int("TRANSLATOR_IMAGE_MAX_PIXELS", 50_000_000),
             max_output_side=env_int("TRANSLATOR_IMAGE_MAX_OUTPUT_SIDE", 8000),

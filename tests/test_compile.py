@@ -52,7 +52,13 @@ def test_compile_dry_run_cli_prints_json():
 
 def test_invalid_definition_is_refused_with_every_issue(tmp_path):
     bad = tmp_path / "bad.json"
-    bad.write_text('{"name": "w", "tasks": [{"name": "h", "taskReferenceName": "h", "type": "HUMAN"}]}')
+    kafka = {
+        "name": "k",
+        "taskReferenceName": "k",
+        "type": "KAFKA_PUBLISH",
+        "inputParameters": {"kafka_request": {}},
+    }
+    bad.write_text(json.dumps({"name": "w", "tasks": [kafka]}))
     result = translator_cli("compile", "--dry-run", str(bad))
     assert result.returncode == 1
     assert f"{bad}:/tasks/0/type: error unsupported-task-type" in result.stderr

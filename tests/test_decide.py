@@ -58,6 +58,7 @@ class Run:
             self.tasks[task_id] = record
         for task_id in transition.change.remove:
             self.tasks.pop(task_id, None)
+        self.workflow.update(transition.change.update)
         if transition.change.finish is not None:
             self.workflow.update(transition.change.finish)
         self.pending = [d.ref for d in transition.send]

@@ -32,8 +32,8 @@ PROJECT_TEXT = "\n".join(
 
 
 def test_services_and_dependencies():
-    assert set(SERVICES) == {"redis", "s3", "s3-init", "worker", "flower", "translator"}
-    for name in ("redis", "s3", "worker", "flower"):
+    assert set(SERVICES) == {"redis", "s3", "s3-init", "worker", "http-worker", "flower", "translator"}
+    for name in ("redis", "s3", "worker", "http-worker", "flower"):
         assert "healthcheck" in SERVICES[name], name
     assert SERVICES["s3-init"]["depends_on"] == {"s3": {"condition": "service_healthy"}}
     worker_deps = SERVICES["worker"]["depends_on"]
@@ -86,7 +86,7 @@ def test_redis_requires_a_password_from_the_environment():
     urls = _redis_urls()
     assert {(service, name) for service, name, _ in urls} == {
         (service, name)
-        for service in ("worker", "flower", "translator")
+        for service in ("worker", "http-worker", "flower", "translator")
         for name in ("CELERY_BROKER_URL", "TRANSLATOR_STATE_URL")
     }
     for service, name, url in urls:
@@ -158,6 +158,15 @@ def test_worker_pool_shares_a_named_volume():
     env = worker["environment"]
     assert env["TRANSLATOR_SHARED_DIR"].startswith("/shared/")
     assert env["TRANSLATOR_INPUT_ROOT"].startswith("/shared/")
+
+
+def test_http_tasks_have_their_own_workers_without_s3_secrets():
+    main, http = SERVICES["worker"], SERVICES["http-worker"]
+    assert main["command"][4:6] == ["-Q", "celery"]  # the default queue only
+    assert http["command"][:6] == ["celery", "-A", "tasks", "worker", "-Q", "http"]
+    assert "threads" in http["command"]
+    assert not [name for name in http["environment"] if name.startswith("AWS_")]
+    assert http["environment"]["TRANSLATOR_FETCH_ALLOW"] == "${TRANSLATOR_FETCH_ALLOW:-}"
 
 
 def test_flower_has_basic_auth_from_the_environment():

@@ -25,12 +25,15 @@ ERRORS = {
     "UsageError": "TranslatorError",
     "BrokerUnavailable": "TranslatorError",
     "WorkflowNotFound": "TranslatorError",
+    "TaskNotPending": "TranslatorError",
     "NonRetryableError": "TranslatorError",
 }
 
 
 def test_public_names_are_exactly_all():
-    assert sorted(translator.__all__) == sorted([*ERRORS, "TaskContext", "resolve", "worker_task"])
+    assert sorted(translator.__all__) == sorted(
+        [*ERRORS, "TaskContext", "complete_task", "resolve", "worker_task"]
+    )
     assert len(set(translator.__all__)) == len(translator.__all__)
     namespace: dict[str, object] = {}
     exec("from translator import *", namespace)  # what a star import gives: __all__, nothing else
@@ -54,6 +57,13 @@ def test_documented_signatures():
         "env: 'Mapping[str, str] | None' = None) -> 'Any'"
     )
     assert list(inspect.signature(translator.worker_task).parameters) == ["task_name"]
+    assert list(inspect.signature(translator.complete_task).parameters) == [
+        "workflow_id",
+        "task_ref",
+        "status",
+        "output",
+        "reason",
+    ]
     fields = [f.name for f in dataclasses.fields(translator.TaskContext)]
     assert fields == [
         "workflow_id",

@@ -202,11 +202,18 @@ INVALID = [
     ),
     (
         "unsupported task type",
-        _wf({"name": "h", "taskReferenceName": "h", "type": "HUMAN"}),
+        _wf(
+            {
+                "name": "k",
+                "taskReferenceName": "k",
+                "type": "KAFKA_PUBLISH",
+                "inputParameters": {"kafka_request": {}},
+            }
+        ),
         (
             "/tasks/0/type",
             "unsupported-task-type",
-            "task type HUMAN is not supported by translator yet (it is never run approximately)",
+            "task type KAFKA_PUBLISH is not supported: translator has no Kafka client",
         ),
     ),
     (

@@ -283,6 +283,52 @@ def compile_command(
 
 
 @main.command()
+@click.argument("definition", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_taskdefs_option
+@_definitions_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot", "svg"]),
+    default="mermaid",
+    show_default=True,
+    help="mermaid flowchart, Graphviz dot, or a standalone SVG.",
+)
+@click.option(
+    "--execution",
+    "workflow_id",
+    default=None,
+    metavar="WORKFLOW_ID",
+    help="Colour each task by its status in this execution, read from the state store as status does.",
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write to FILE."
+)
+def graph(
+    definition: Path,
+    taskdefs: tuple[Path, ...],
+    definitions: tuple[Path, ...],
+    fmt: str,
+    workflow_id: str | None,
+    output: Path | None,
+) -> None:
+    """Draw the workflow DEFINITION as Conductor's UI does (docs/graph.md), on stdout or to FILE."""
+    from translator.graph import read_execution, render
+    from translator.runner import prepare
+
+    plan = prepare(definition, list(taskdefs), list(definitions))
+    execution = read_execution(workflow_id, plan) if workflow_id is not None else None
+    drawing = render(plan, fmt, execution)
+    if output is None:
+        click.echo(drawing, nl=False)
+        return
+    try:
+        output.write_text(drawing, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
+@main.command()
 @click.argument("workflow_id")
 @click.option("--tasks", "with_tasks", is_flag=True, help="Include the tasks.")
 def status(workflow_id: str, with_tasks: bool) -> None:
@@ -292,23 +338,47 @@ def status(workflow_id: str, with_tasks: bool) -> None:
     CELERY_BROKER_URL (Redis URLs), else redis://127.0.0.1:6379/0. Embedded runs keep their state in
     their own process: status cannot see them. Exit status 1 when there is no such workflow.
     """
-    import redis
+    from translator.runner import read_workflow
 
-    from translator.errors import BrokerUnavailable, WorkflowNotFound
-    from translator.runner import status_store
-    from translator.settings import Settings
-    from translator.store.state import safe_url
-
-    settings = Settings.from_env()
-    store = status_store(settings)
-    where = f"{safe_url(store.url)} (key prefix {store.prefix!r}, {settings.state_store_origin()})"
-    try:
-        execution = store.workflow(workflow_id, include_tasks=with_tasks)
-    except redis.RedisError as exc:
-        raise BrokerUnavailable(f"cannot read the state store {where}: {exc}") from None
-    if execution is None:
-        raise WorkflowNotFound(f"no workflow {workflow_id} in the state store {where}")
+    execution = read_workflow(workflow_id, include_tasks=with_tasks)
     click.echo(json.dumps(execution, indent=2))
+
+
+@main.command("complete-task")
+@click.argument("workflow_id")
+@click.argument("task_ref")
+@click.option(
+    "--status",
+    type=click.Choice(["COMPLETED", "FAILED", "FAILED_WITH_TERMINAL_ERROR"]),
+    default="COMPLETED",
+    show_default=True,
+    help="The status the task ends with.",
+)
+@click.option(
+    "--output", "output_text", default=None, metavar="JSON", help="Output to merge (a JSON object)."
+)
+@click.option("--reason", default=None, help="The task's reasonForIncompletion.")
+def complete_task_command(
+    workflow_id: str, task_ref: str, status: str, output_text: str | None, reason: str | None
+) -> None:
+    """End the pending task TASK_REF of workflow WORKFLOW_ID (a HUMAN task, a WAIT without a time, an
+    asyncComplete task), as Conductor's POST /tasks/{workflowId}/{taskRefName}/{status}; the workflow
+    goes on, on the worker pool (CELERY_BROKER_URL). Prints the task as recorded.
+
+    Exit status: 0 when ended; 1 when there is no such workflow or no pending task of that reference;
+    2 for usage errors (a bad --output, no worker pool configured)."""
+    from translator.runner import complete_task
+
+    output = None
+    if output_text is not None:
+        try:
+            output = json.loads(output_text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--output is not JSON: {exc}") from None
+        if not isinstance(output, dict):
+            raise UsageError("--output must be a JSON object")
+    task = complete_task(workflow_id, task_ref, status, output, reason)
+    click.echo(json.dumps(task, indent=2))
 
 
 def run_cli() -> None:

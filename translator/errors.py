@@ -78,5 +78,10 @@ class WorkflowNotFound(TranslatorError):
     """No execution with that id in the state store."""
 
 
+class TaskNotPending(TranslatorError):
+    """No task of that reference waits to be ended (none is scheduled or running, or the workflow
+    has ended)."""
+
+
 class NonRetryableError(TranslatorError):
     """Raised by a worker function: the task ends FAILED_WITH_TERMINAL_ERROR and is not retried."""

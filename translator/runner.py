@@ -22,6 +22,7 @@ from celery.app.utils import find_app
 from kombu.exceptions import OperationalError
 from kombu.utils.imports import symbol_by_name
 
+from translator.definitions.tasktypes import WORKER_SYSTEM_TYPES
 from translator.definitions.validate import load_valid_workflow
 from translator.engine.plan import Plan, SubWorkflow, build_plan
 from translator.errors import BrokerUnavailable, TranslatorError, UsageError, WorkflowNotFound
@@ -34,6 +35,7 @@ from translator.settings import Settings, celery_app_name
 from translator.status import WorkflowStatus
 from translator.store.records import new_workflow_id, terminate
 from translator.store.state import RedisStore, StateStore, StoreUnavailable, safe_url
+from translator.text import shorten
 
 CONNECT_TIMEOUT = 4.0
 STORE_OUTAGE_TOLERANCE = 120.0  # seconds translator run keeps waiting while the state store is down
@@ -98,6 +100,11 @@ def open_session(settings: Settings | None = None, *, concurrency: int = 4) -> I
             session.abandoned = worker.abandoned
             set_store(None)
         return
+    yield _pool(app)
+
+
+def _pool(app: Celery) -> Session:
+    """The worker pool's session: its broker reachable, its state store answering."""
     check_broker(app)
     store = get_store(app)
     if isinstance(store, RedisStore):
@@ -105,7 +112,43 @@ def open_session(settings: Settings | None = None, *, concurrency: int = 4) -> I
             store.ping()
         except StoreUnavailable as exc:
             raise BrokerUnavailable(str(exc)) from None
-    yield Session(app, store, embedded=False)
+    return Session(app, store, embedded=False)
+
+
+def pool_session(settings: Settings | None = None) -> Session:
+    """The worker pool's app and state store, for operating on workflows it runs (there is no
+    embedded mode here: an embedded run's workflows live and end in its own process)."""
+    settings = settings or Settings.from_env()
+    if settings.broker_url is None:
+        raise UsageError(
+            "no worker pool configured: set CELERY_BROKER_URL to the pool's broker (an embedded "
+            "run's workflows live only in the process that runs them)"
+        )
+    return _pool(celery_app(settings.celery_app))
+
+
+def complete_task(
+    workflow_id: str,
+    task_ref: str,
+    status: str = "COMPLETED",
+    output: dict[str, Any] | None = None,
+    reason: str | None = None,
+    *,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """End the pending task ``task_ref`` of a workflow the pool runs (a HUMAN task, a WAIT without a
+    time, an ``asyncComplete`` task) with ``status`` (COMPLETED, FAILED, FAILED_WITH_TERMINAL_ERROR)
+    and ``output``, as Conductor's ``POST /tasks/{workflowId}/{taskRefName}/{status}``; the
+    workflow goes on. Returns the task as recorded."""
+    from translator.runtime.complete import complete_task as complete
+    from translator.status import TaskStatus
+
+    try:
+        task_status = TaskStatus(status)
+    except ValueError:
+        raise UsageError(f"unknown task status {status!r}") from None
+    session = pool_session(settings)
+    return complete(session.app, session.store, workflow_id, task_ref, task_status, output, reason)
 
 
 def check_broker(app: Celery) -> None:
@@ -133,7 +176,7 @@ def missing_workers(plan: Plan) -> list[str]:
         if id(current) in seen:
             continue
         seen.add(id(current))
-        names |= {s.name for s in current.steps()}
+        names |= {s.name for s in current.steps() if s.type not in WORKER_SYSTEM_TYPES}
         todo += [n.plan for n in current.nodes.values() if isinstance(n, SubWorkflow) and n.plan is not None]
         if current.failure is not None:
             todo.append(current.failure)
@@ -216,6 +259,22 @@ def _poll(
     if snapshot != last_seen:
         progress(execution)
     return WorkflowStatus(execution["status"]), execution, snapshot
+
+
+def read_workflow(workflow_id: str, include_tasks: bool = True) -> dict[str, Any]:
+    """The execution ``workflow_id`` from the pool's state store (``status_store``); raises
+    BrokerUnavailable when the store cannot be read, WorkflowNotFound when it has no such workflow
+    (both messages name the store)."""
+    settings = Settings.from_env()
+    store = status_store(settings)
+    where = f"{safe_url(store.url)} (key prefix {store.prefix!r}, {settings.state_store_origin()})"
+    try:
+        execution = store.workflow(workflow_id, include_tasks=include_tasks)
+    except redis.RedisError as exc:
+        raise BrokerUnavailable(f"cannot read the state store {where}: {exc}") from None
+    if execution is None:
+        raise WorkflowNotFound(f"no workflow {shorten(workflow_id, quote=False)} in the state store {where}")
+    return execution
 
 
 def status_store(settings: Settings | None = None) -> RedisStore:

@@ -39,6 +39,14 @@ def env_float(name: str, default: float) -> float:
     return value
 
 
+def fetch_allow() -> frozenset[str]:
+    """``TRANSLATOR_FETCH_ALLOW``: comma-separated ``host:port`` entries (lowercased) that image fetches
+    and HTTP tasks may reach although they resolve to addresses that are not public (loopback, private,
+    link-local...): the one allow list of translator's SSRF guard (``translator.net``)."""
+    entries = os.environ.get("TRANSLATOR_FETCH_ALLOW", "").split(",")
+    return frozenset(item.strip().lower() for item in entries if item.strip())
+
+
 def _redis_url(url: str | None) -> str | None:
     return url if url and url.split("://", 1)[0] in ("redis", "rediss", "unix") else None
 
@@ -72,6 +80,7 @@ class Settings:
     state_prefix: str
     state_ttl: int
     default_queue: str
+    http_queue: str  # where HTTP tasks go (a worker consumes it too unless -Q says otherwise)
     queue_per_task: bool  # route each task to Conductor's queue name (its task name)
     hard_timeout_grace: int  # seconds from a step's soft time limit to its hard one
     visibility_timeout: int
@@ -103,6 +112,7 @@ class Settings:
             state_prefix=os.environ.get("TRANSLATOR_STATE_PREFIX", "translator:"),
             state_ttl=ttl,
             default_queue=os.environ.get("TRANSLATOR_DEFAULT_QUEUE", "celery"),
+            http_queue=os.environ.get("TRANSLATOR_HTTP_QUEUE", "http"),
             queue_per_task=os.environ.get("TRANSLATOR_QUEUE_PER_TASK", "").strip().lower()
             in ("1", "true", "yes"),
             hard_timeout_grace=env_int("TRANSLATOR_HARD_TIMEOUT_GRACE", 30),

@@ -50,5 +50,30 @@ SUPPORTED_TYPES = frozenset(
         TaskType.DYNAMIC,
         TaskType.SUB_WORKFLOW,
         TaskType.START_WORKFLOW,
+        TaskType.INLINE,
+        TaskType.LAMBDA,
+        TaskType.JSON_JQ_TRANSFORM,
+        TaskType.SET_VARIABLE,
+        TaskType.NOOP,
+        TaskType.WAIT,
+        TaskType.HUMAN,
+        TaskType.HTTP,
+        TaskType.EVENT,
     )
 )
+
+# Run inside the decision that reaches them (``engine.system``), as Conductor runs them in its decider.
+SYNC_SYSTEM_TYPES = frozenset(
+    t.value
+    for t in (
+        TaskType.INLINE,
+        TaskType.LAMBDA,
+        TaskType.JSON_JQ_TRANSFORM,
+        TaskType.SET_VARIABLE,
+        TaskType.NOOP,
+    )
+)
+# IN_PROGRESS with no message in flight, until their time passes or they are completed from outside.
+WAIT_TYPES = frozenset(t.value for t in (TaskType.WAIT, TaskType.HUMAN))
+# Run by a built-in worker function (``runtime.system_workers``) on the worker pool.
+WORKER_SYSTEM_TYPES = frozenset(t.value for t in (TaskType.HTTP, TaskType.EVENT))

@@ -398,7 +398,9 @@ def rule_supported_types(ctx: Context) -> Iterator[Issue]:
         kind = task.task_type
         if kind in SUPPORTED_TYPES:
             continue
-        if kind in KNOWN_TYPES:
+        if kind == TaskType.KAFKA_PUBLISH:
+            message = "task type KAFKA_PUBLISH is not supported: translator has no Kafka client"
+        elif kind in KNOWN_TYPES:
             message = f"task type {kind} is not supported by translator yet (it is never run approximately)"
         else:
             hint = next(iter(difflib.get_close_matches(kind.upper(), sorted(KNOWN_TYPES), 1)), None)

@@ -24,9 +24,13 @@ from typing import Any
 from celery import Celery, chain
 from celery.canvas import Signature
 
+from translator.definitions.tasktypes import WORKER_SYSTEM_TYPES, TaskType
 from translator.engine.deadlines import DEFAULT_PARK_AFTER
 from translator.engine.decide import Timing
 from translator.engine.plan import Fork, Join, Loop, Plan, Sequence, Step, SubWorkflow, Switch, message_expiry
+
+DEFAULT_HTTP_QUEUE = "http"  # HTTP tasks' queue (``translator_http_queue``)
+HTTP_QUEUE_SETTING = "translator_http_queue"
 
 DRY_RUN_WORKFLOW_ID = "<workflowId>"
 STEP_TASK = "translator.step"  # one attempt of one task (translator.runtime.celery_app)
@@ -134,10 +138,15 @@ def step_signature(
     if attempt:
         kwargs["attempt"] = attempt
     registered = app.tasks.get(step.name)
-    name = step.name if registered is None or getattr(registered, "translator_step", False) else STEP_TASK
+    builtin = step.type in WORKER_SYSTEM_TYPES  # HTTP, EVENT: run by every worker's translator.step
+    own_name = registered is None or getattr(registered, "translator_step", False)
+    name = step.name if own_name and not builtin else STEP_TASK
     signature = app.signature(name, kwargs=kwargs, immutable=True)
     per_task = bool(app.conf.get("translator_queue_per_task"))
-    queue = queue_for(step, app.conf.task_default_queue, per_task)
+    default_queue = app.conf.task_default_queue
+    if step.type == TaskType.HTTP:  # slow endpoints must not hold the slots of other tasks
+        default_queue = str(app.conf.get(HTTP_QUEUE_SETTING) or DEFAULT_HTTP_QUEUE)
+    queue = queue_for(step, default_queue, per_task)
     if attempt and countdown is None:
         countdown = 0  # a retry's delay is given; startDelay is the first attempt's
     options = step_options(step, wf_id, queue, hard_timeout_grace(app), park_after(app), countdown)

@@ -135,6 +135,11 @@ def child_deadline(record: Mapping[str, Any]) -> Due:
     return _deadline("child", record, token), token + FOLLOW_UP_GRACE_MS
 
 
+def wait_deadline(record: Mapping[str, Any], until_ms: int) -> Due:
+    """A WAIT task's time passes: the sweeper completes it (if it is still waiting)."""
+    return _deadline("wait", record, int(record["scheduledTime"])), until_ms
+
+
 def parent_deadline(wf_id: str) -> Deadline:
     return Deadline("parent", wf_id)
 

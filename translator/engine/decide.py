@@ -40,6 +40,7 @@ from translator.engine.deadlines import (
     child_deadline,
     parks,
     scheduling_deadlines,
+    wait_deadline,
     workflow_deadline,
 )
 from translator.engine.plan import (
@@ -54,13 +55,17 @@ from translator.engine.plan import (
     Step,
     SubWorkflow,
     Switch,
+    System,
     Terminate,
+    Wait,
     base_ref,
     iteration_ref,
     plan_runtime_task,
     runtime_workflow,
     walk,
 )
+from translator.engine.system import SYNC_TASKS, Outcome
+from translator.engine.waits import WaitError, wait_until
 from translator.errors import ExpressionError, TranslatorError
 from translator.status import TaskStatus, WorkflowStatus, workflow_status_for_failed_task
 from translator.store.state import FAILURE_WORKFLOW_KEY, Change, Deadline, now_ms
@@ -202,8 +207,9 @@ def scheduled_record(
     """A new SCHEDULED attempt of a worker task (``ref``: its reference in a loop iteration)."""
     policy = step.policy
     start_delay = policy.start_delay if attempt == 0 else 0
+    task_type = step.name if step.type == "SIMPLE" else step.type  # Conductor: a SIMPLE task's is its name
     record = new_record(
-        workflow, ref or step.ref, step.name, policy.task_def_name, attempt, seq, iteration=iteration
+        workflow, ref or step.ref, task_type, policy.task_def_name, attempt, seq, iteration=iteration
     )
     record.update(
         retriedTaskId=retried_task_id,
@@ -729,6 +735,8 @@ class _Decider:
             return self.dynamic(node, ref, iteration, record)
         if isinstance(node, SubWorkflow):
             return self.sub_workflow(node, ref, iteration, record)
+        if isinstance(node, System | Wait):
+            return self.system(node, ref, iteration, record)
         raise TypeError(f"unknown plan node {node!r}")
 
     def ended(self, record: Mapping[str, Any], optional: bool = False, permissive: bool = False) -> bool:
@@ -820,6 +828,43 @@ class _Decider:
         self.put(record)
         self.fail(record)
         return False
+
+    # -- sync system tasks, WAIT and HUMAN -----------------------------------------------------
+
+    def system(self, node: System | Wait, ref: str, iteration: int, record: dict[str, Any] | None) -> bool:
+        """INLINE, LAMBDA, JSON_JQ_TRANSFORM, SET_VARIABLE, NOOP: run now (``engine.system``). WAIT and
+        HUMAN: IN_PROGRESS until their time passes (a ``wait`` deadline) or they are completed from
+        outside (``runtime.complete``)."""
+        optional, permissive = node.policy.optional, node.policy.permissive
+        if record is not None:
+            return self.ended(record, optional, permissive)
+        record = self.system_record(node, ref, iteration, TaskStatus.IN_PROGRESS)
+        try:
+            data = self.resolve_input(node.input_parameters, record["taskId"])
+            until = wait_until(data, self.now) if node.type == "WAIT" else None
+        except (ExpressionError, WaitError) as exc:
+            return self.refuse(node, ref, iteration, str(exc))
+        record["inputData"] = data
+        record["startTime"] = self.now
+        if isinstance(node, Wait):
+            if until is None or until > self.now:  # a past time completes promptly (Conductor)
+                if until is not None:
+                    record["waitTimeout"] = until
+                    self.transition.change.add.append(wait_deadline(record, until))
+                self.put(record)
+                return False
+            outcome = Outcome(TaskStatus.COMPLETED, {})
+        else:
+            outcome = SYNC_TASKS[node.type](data, self.workflow)
+        self.put(record)
+        if outcome.variables is not None:
+            self.workflow = {**self.workflow, "variables": outcome.variables}
+            self.transition.change.update["variables"] = outcome.variables
+        status = outcome.status
+        if optional and not status.successful:
+            status = TaskStatus.COMPLETED_WITH_ERRORS
+        self.finish_record(record, status, outcome.output, outcome.reason)
+        return self.ended(self.latest[ref], optional, permissive)
 
     # -- SWITCH / DECISION ---------------------------------------------------------------------
 

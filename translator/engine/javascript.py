@@ -78,7 +78,12 @@ _CONTINUES = tuple(".[(+-*/%<>=!&|?,`")  # a string literal followed by one of t
 
 
 class ScriptError(TranslatorError):
-    """A script did not parse, threw, ran out of time or memory, or its input/result is not JSON."""
+    """A script did not parse, threw, ran out of time or memory, or its input/result is not JSON.
+    ``transient``: it ran out of time or memory (another run may succeed)."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,9 +317,10 @@ def _context() -> Iterator[Any]:
 
 def _script_error(exc: MiniRacerBaseException, seconds: float, racer: Any, script: str) -> ScriptError:
     if isinstance(exc, JSTimeoutException):
-        return ScriptError(f"script timed out after {seconds:g} s")
+        return ScriptError(f"script timed out after {seconds:g} s", transient=True)
     if isinstance(exc, JSOOMException) or racer.was_hard_memory_limit_reached():
-        return ScriptError(f"script exceeded the memory limit of {memory_limit() // (1024 * 1024)} MB")
+        limit = memory_limit() // (1024 * 1024)
+        return ScriptError(f"script exceeded the memory limit of {limit} MB", transient=True)
     if isinstance(exc, JSEvalException):
         return ScriptError(_message(str(exc), script))
     return ScriptError(_one_line(f"script engine error: {exc}"))

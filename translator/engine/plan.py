@@ -22,7 +22,13 @@ from typing import Any
 from translator.definitions.issues import Issue, error
 from translator.definitions.loader import WORKFLOWS_DIR, WorkflowBundle, with_file
 from translator.definitions.model import TaskDef, WorkflowDef, WorkflowTask
-from translator.definitions.tasktypes import SUPPORTED_TYPES, TaskType
+from translator.definitions.tasktypes import (
+    SUPPORTED_TYPES,
+    SYNC_SYSTEM_TYPES,
+    WAIT_TYPES,
+    WORKER_SYSTEM_TYPES,
+    TaskType,
+)
 from translator.engine.retry import RetryDelay, retry_delay
 from translator.errors import DefinitionError
 
@@ -241,7 +247,33 @@ class SubWorkflow:
     kind: str = "sub_workflow"
 
 
-Node = Step | Switch | Fork | DynamicFork | Join | Loop | Terminate | Dynamic | SubWorkflow
+@dataclass(frozen=True, slots=True)
+class System:
+    """A sync system task (INLINE, LAMBDA, JSON_JQ_TRANSFORM, SET_VARIABLE, NOOP: ``engine.system``),
+    run inside the decision that reaches it."""
+
+    ref: str
+    name: str
+    type: str
+    input_parameters: dict[str, Any]
+    policy: Policy
+    kind: str = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """WAIT (until its ``duration`` or ``until`` passes, else until completed from outside) or
+    HUMAN (until completed from outside): IN_PROGRESS with no message in flight."""
+
+    ref: str
+    name: str
+    type: str
+    input_parameters: dict[str, Any]
+    policy: Policy
+    kind: str = "wait"
+
+
+Node = Step | Switch | Fork | DynamicFork | Join | Loop | Terminate | Dynamic | SubWorkflow | System | Wait
 CONTAINERS = ("switch", "loop")  # nodes whose tasks are nested under them (forks: branches)
 
 
@@ -296,6 +328,8 @@ NODE_TYPES: dict[str, type] = {
     "terminate": Terminate,
     "dynamic": Dynamic,
     "sub_workflow": SubWorkflow,
+    "system": System,
+    "wait": Wait,
 }
 
 
@@ -397,6 +431,16 @@ def _taskdef_for(task: WorkflowTask, bundle: WorkflowBundle) -> TaskDef:
     if task.taskDefinition is not None:
         return task.taskDefinition
     return bundle.catalog.taskdef(task.name) or TaskDef(name=task.name)
+
+
+def _system_taskdef(task: WorkflowTask, bundle: WorkflowBundle) -> TaskDef:
+    """The TaskDef of a system task: inline, else the catalog's, else Conductor's ad-hoc default for a
+    non-SIMPLE type (retryCount 0, responseTimeoutSeconds 0: reference §2.2)."""
+    if task.taskDefinition is not None:
+        return task.taskDefinition
+    return bundle.catalog.taskdef(task.name) or TaskDef(
+        name=task.name, retryCount=0, responseTimeoutSeconds=0
+    )
 
 
 def build_plan(bundle: WorkflowBundle) -> Plan:
@@ -559,6 +603,29 @@ class _Planner:
             )
         if kind == TaskType.TERMINATE.value:
             return Terminate(ref, name, kind, params)
+        if kind in SYNC_SYSTEM_TYPES or kind in WAIT_TYPES:
+            policy = Policy.of(task, _system_taskdef(task, self.bundle))
+            if policy.retry_count > 0:
+                self.problems.append(
+                    error(
+                        f"{ptr}/retryCount" if task.retryCount else ptr,
+                        "unsupported-retry",
+                        f"a {kind} task with retries (retryCount {policy.retry_count}, from its "
+                        "task definition or the task) is not supported: retries of system tasks "
+                        "are not run; set retryCount 0",
+                    )
+                )
+                return None
+            node_type = System if kind in SYNC_SYSTEM_TYPES else Wait
+            return node_type(ref, name, kind, params, policy)
+        if kind in WORKER_SYSTEM_TYPES:
+            taskdef = _system_taskdef(task, self.bundle)
+            # Conductor's HTTP and EVENT mappers add these to the task's input
+            added: dict[str, Any] = {"asyncComplete": task.asyncComplete}
+            if kind == TaskType.EVENT.value:
+                added["sink"] = task.sink
+            params = {**params, **added}
+            return Step(ref, name, kind, params, taskdef.inputTemplate, Policy.of(task, taskdef))
         if kind == TaskType.DYNAMIC.value:
             self.runtime_tasks = True
             return Dynamic(ref, name, kind, params, task.dynamicTaskNameParam or "", task.to_json())

@@ -26,11 +26,19 @@ import redis
 from celery import Celery, Task, signals
 from celery.app.amqp import AMQP
 from celery.exceptions import Reject, Retry
+from kombu import Queue
 
-from translator.engine.compiler import STEP_TASK, TIMED_OUT_TASK, timing_of
+from translator.engine.compiler import (
+    DEFAULT_HTTP_QUEUE,
+    HTTP_QUEUE_SETTING,
+    STEP_TASK,
+    TIMED_OUT_TASK,
+    timing_of,
+)
 from translator.engine.deadlines import TIMEOUTS_BY_DEADLINE, wake_deadline
 from translator.engine.decide import attempt_id
 from translator.errors import TranslatorError
+from translator.runtime import system_workers
 from translator.runtime.dispatch import follow, follow_up, resend
 from translator.runtime.limits import Limiter, MemoryLimiter, RedisLimiter
 from translator.runtime.step import Outcome, StepResult, execute_step, hard_timeout
@@ -301,6 +309,10 @@ def install(app: Celery) -> None:
         app.amqp_cls = ShadowNamedEvents
     app.task(name=STEP_TASK, base=StepTask, bind=True, shared=False)(run_step)
     register_workers(app)
+    system_workers.bind(app)
+    if not app.conf.task_queues:  # a worker started without -Q consumes the HTTP tasks' queue too
+        http = str(app.conf.get(HTTP_QUEUE_SETTING) or DEFAULT_HTTP_QUEUE)
+        app.conf.task_queues = [Queue(q) for q in dict.fromkeys([app.conf.task_default_queue, http])]
 
     @app.task(name=TIMED_OUT_TASK, ignore_result=True, shared=False)
     def step_timed_out(request: Any, exc: Any, traceback: Any, **_: Any) -> None:

@@ -71,20 +71,24 @@ def launch(
         return None
     wf_id, transition = started
     for dispatch in transition.send:
-        step_signature(
-            app, dispatch.step, wf_id, dispatch.ref, dispatch.attempt, dispatch.countdown
-        ).apply_async()
-    follow_up(app, store, plan, wf_id, Transition(children=transition.children, ended=transition.ended))
+        _publish(app, wf_id, dispatch)
+    rest = Transition(transition.change, children=transition.children, ended=transition.ended)
+    follow_up(app, store, plan, wf_id, rest)
     return wf_id
+
+
+def _publish(app: Celery, wf_id: str, dispatch: Dispatch) -> None:
+    """Send the message of one attempt. Its Celery result is never stored (``StepTask.ignore_result``):
+    the sender does not wait for one (no subscription to the result backend)."""
+    signature = step_signature(app, dispatch.step, wf_id, dispatch.ref, dispatch.attempt, dispatch.countdown)
+    signature.apply_async(ignore_result=True)
 
 
 def send(app: Celery, store: StateStore, wf_id: str, dispatch: Dispatch) -> None:
     """Send one worker task; if the broker refuses it, its SCHEDULED record gets a wake deadline
     instead, so the sweeper sends it later (the decision is already stored)."""
     try:
-        step_signature(
-            app, dispatch.step, wf_id, dispatch.ref, dispatch.attempt, dispatch.countdown
-        ).apply_async()
+        _publish(app, wf_id, dispatch)
     except (OperationalError, OSError) as exc:
         task_id = attempt_id(wf_id, dispatch.ref, dispatch.attempt)
         record = _task(store, wf_id, task_id)
@@ -116,7 +120,13 @@ def follow_up(app: Celery, store: StateStore, plan: Plan, wf_id: str, transition
     for child_id in transition.stop_children:
         stop_workflow(app, store, child_id, f"Parent workflow {wf_id} ended")
     if transition.ended is not None:
-        workflow_ended(app, store, wf_id)
+        # The ending write registered a deadline for each follow-up it needs (``ended_deadlines``):
+        # none, no follow-up (and nothing to read).
+        kinds = {deadline.kind for deadline, _ in transition.change.add if deadline.wf == wf_id}
+        if "failure" in kinds:
+            start_failure_workflow(app, store, wf_id)
+        if "parent" in kinds:
+            notify_parent(app, store, wf_id)
 
 
 def start_child(app: Celery, store: StateStore, wf_id: str, child: ChildStart) -> None:
@@ -154,16 +164,6 @@ def stop_workflow(app: Celery, store: StateStore, wf_id: str, reason: str) -> bo
     if plan is not None:
         follow_up(app, store, plan, wf_id, transition)
     return True
-
-
-def workflow_ended(app: Celery, store: StateStore, wf_id: str) -> None:
-    """An ended workflow's follow-ups: its failureWorkflow, its parent's SUB_WORKFLOW task."""
-    fields = store.workflow_fields(wf_id)
-    if fields is None:
-        return
-    start_failure_workflow(app, store, wf_id)
-    if fields.get("parentWorkflowId"):
-        notify_parent(app, store, wf_id)
 
 
 CHILD_TASK_STATUS = {

@@ -12,6 +12,8 @@ message finds its attempt already recorded and does not run it twice once it has
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -20,6 +22,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 
 from translator.definitions.expressions import allowed_environment, referenced_names, resolve_task_input
+from translator.definitions.tasktypes import WORKER_SYSTEM_TYPES
 from translator.engine.deadlines import (
     attempt_deadlines,
     due_ms,
@@ -44,13 +47,14 @@ from translator.engine.decide import (
     scheduled_record,
     step_of,
 )
-from translator.engine.plan import Plan, Step, message_expiry
+from translator.engine.plan import Plan, Step, base_ref, message_expiry
 from translator.errors import ExpressionError, NonRetryableError
 from translator.runtime.limits import Limiter, Limits
+from translator.runtime.system_workers import SystemTaskFailed, run_system_task
 from translator.runtime.workers import TaskContext, get_worker
 from translator.status import TaskStatus, WorkflowStatus
-from translator.store.records import log_end, plan_of, store_records
-from translator.store.state import Change, Deadline, Saved, StateStore, now_ms
+from translator.store.records import cached_plan, log_end, plan_of, store_records
+from translator.store.state import Change, Deadline, Saved, Start, StateStore, now_ms
 from translator.text import REASON_LIMIT, short_traceback, shorten
 
 log = logging.getLogger("translator.runtime.step")
@@ -99,6 +103,7 @@ class _Attempt:
     expect: tuple[str, int] = ("SCHEDULED", 0)  # the stored record's (status, startTime) writes require
     timing: Timing = DEFAULT_TIMING
     timeout_deadline: bool = False  # timeoutSeconds by a deadline (embedded), not by time limits
+    started: bool = False  # the read that loaded it also started it (IN_PROGRESS, see ``_start_of``)
 
     @property
     def park_after(self) -> float:
@@ -127,6 +132,65 @@ def _attempt_ids(wf_id: str, record: Mapping[str, Any]) -> list[str]:
     return [record["taskId"], attempt_id(wf_id, record["referenceTaskName"], 0)]
 
 
+# The plan each reference (without ``__<iteration>``) was last found in, by this process: a step
+# computes its start from it before reading (``_start_of``); the store writes the start only if the
+# execution runs that plan.
+_START_PLANS: OrderedDict[str, str] = OrderedDict()
+_START_PLANS_LOCK = threading.Lock()
+_START_PLANS_SIZE = 4096
+
+
+def _start_of(
+    wf_id: str, ref: str, attempt: int, worker_id: str, celery_id: str | None, redelivered: bool
+) -> Start | None:
+    """The start of attempt ``attempt`` of ``ref`` (as ``_run_attempt`` would claim it), written with
+    the read that loads it if it applies (``StateStore.snapshot``); None when it must be decided after
+    the read (the plan is not known here yet, or the step has rate or concurrency limits)."""
+    with _START_PLANS_LOCK:
+        digest = _START_PLANS.get(base_ref(ref))
+    plan = None if digest is None else cached_plan(digest)
+    if digest is None or plan is None:
+        return None
+    try:
+        policy = plan.step(ref).policy
+    except KeyError:
+        return None
+    limits = Limits(
+        policy.rate_limit_per_frequency, policy.rate_limit_frequency_in_seconds, policy.concurrent_exec_limit
+    )
+    if limits.active:
+        return None
+    now = now_ms()
+    fields: dict[str, Any] = {
+        "status": TaskStatus.IN_PROGRESS.value,
+        "startTime": now,
+        "updateTime": now,
+        "workerId": worker_id,
+    }
+    if celery_id:
+        fields["celeryTaskId"] = celery_id
+    return Start(
+        attempt_id(wf_id, ref, attempt),
+        ref,
+        attempt,
+        digest,
+        fields,
+        takeover=redelivered,
+        response_seconds=policy.response_timeout_seconds,
+        poll=bool(policy.poll_timeout_seconds),
+        tolerance_ms=NOT_DUE_TOLERANCE_MS,
+    )
+
+
+def _remember_plan(ref: str, digest: str) -> None:
+    key = base_ref(ref)
+    with _START_PLANS_LOCK:
+        if _START_PLANS.get(key) != digest:
+            _START_PLANS[key] = digest
+            while len(_START_PLANS) > _START_PLANS_SIZE:
+                _START_PLANS.popitem(last=False)
+
+
 def _load_attempt(
     store: StateStore,
     wf_id: str,
@@ -135,24 +199,40 @@ def _load_attempt(
     timing: Timing,
     *,
     create: bool = False,
+    start: Start | None = None,
 ) -> _Attempt | StepResult:
     """The attempt as stored (``attempt`` None: the latest of ``ref``), or STOP when there is nothing
-    to do (no such workflow, it ended, or the record is missing and ``create`` is false)."""
+    to do (no such workflow, it ended, or the record is missing and ``create`` is false). With
+    ``start``, started by the same read when it applies (``_Attempt.started``)."""
     if attempt is None:
         latest = store.latest_records(wf_id, [ref]).get(ref)
         attempt = int(latest["retryCount"]) if latest is not None else None
         if attempt is None:
             return StepResult(Outcome.STOP)
     task_id = attempt_id(wf_id, ref, attempt)
-    snap = store.snapshot(wf_id, [task_id, attempt_id(wf_id, ref, 0)])
+    snap = store.snapshot(wf_id, [task_id, attempt_id(wf_id, ref, 0)], start)
     workflow = snap.workflow
     plan = plan_of(store, workflow) if workflow is not None else None
     if plan is None or workflow is None:
         log.warning("workflow %s: no execution record (expired or removed); dropping %s", wf_id, ref)
         return StepResult(Outcome.STOP)
+    _remember_plan(ref, workflow["_plan"])
     if WorkflowStatus(workflow["status"]).terminal:
         return StepResult(Outcome.STOP)
     record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
+    if snap.started and start is not None and record is not None:
+        return _Attempt(
+            store,
+            plan,
+            workflow,
+            store_records(store, wf_id, snap),
+            step_of(plan, record),
+            start.record(record),
+            int(workflow.get("_rev") or 0),
+            expect=(TaskStatus.IN_PROGRESS.value, start.start_ms),
+            timing=timing,
+            started=True,
+        )
     if record is None:
         if not create:
             return StepResult(Outcome.STOP)
@@ -204,12 +284,15 @@ def execute_step(
     not arrived that many seconds after they are due (``deadlines.wake_deadline``).
     """
     park_after = timing.park_after
-    loaded = _load_attempt(store, wf_id, ref, attempt, timing, create=True)
+    start = None if timeout_deadline else _start_of(wf_id, ref, attempt, worker_id, celery_id, redelivered)
+    loaded = _load_attempt(store, wf_id, ref, attempt, timing, create=True, start=start)
     if isinstance(loaded, StepResult):
         return loaded
     run, record, step = loaded, loaded.record, loaded.step
     run.redelivered = redelivered
     run.timeout_deadline = timeout_deadline
+    if run.started:  # due, no limits, and claimed by the read: run it
+        return _call_worker(run, attempt, worker_id)
     status = TaskStatus(record["status"])
     if status.terminal or (status is TaskStatus.IN_PROGRESS and not redelivered):
         return _already_handled(step, status, record["taskId"])
@@ -296,9 +379,15 @@ def _run_attempt(run: _Attempt, attempt: int, worker_id: str, started_ms: int | 
     if taken is not None:  # another delivery claimed it first, or it ended meanwhile
         return _already_handled(step, TaskStatus(taken), record["taskId"])
     run.expect = (TaskStatus.IN_PROGRESS.value, record["startTime"])
+    return _call_worker(run, attempt, worker_id)
 
-    worker = get_worker(step.name)
-    if worker is None:
+
+def _call_worker(run: _Attempt, attempt: int, worker_id: str) -> StepResult:
+    """Call the worker function of a claimed (IN_PROGRESS) attempt, then decide what follows."""
+    wf_id, step, record = run.workflow["workflowId"], run.step, run.record
+    builtin = step.type in WORKER_SYSTEM_TYPES
+    worker = None if builtin else get_worker(step.name)
+    if worker is None and not builtin:
         reason = (
             f"no worker function is registered for task {step.name!r} in worker {worker_id}: "
             "import the module that defines it "
@@ -315,11 +404,17 @@ def _run_attempt(run: _Attempt, attempt: int, worker_id: str, started_ms: int | 
         beat=_heartbeat(run.store, record, step),
     )
     try:
-        output = worker.call(record["inputData"], context)
+        if worker is None:
+            output = run_system_task(step.type, record["inputData"], context, run.workflow)
+        else:
+            output = worker.call(record["inputData"], context)
     except SoftTimeLimitExceeded:
         return _after_failure(run, TaskStatus.TIMED_OUT, timeout_reason(step, time_limit="soft"))
     except NonRetryableError as exc:
         return _after_failure(run, TaskStatus.FAILED_WITH_TERMINAL_ERROR, str(exc))
+    except SystemTaskFailed as exc:
+        record["outputData"] = exc.output
+        return _after_failure(run, TaskStatus.FAILED, str(exc))
     except Exception as exc:  # any worker error fails this attempt; the policy decides what follows
         log.warning("task %s (%s) attempt %d failed\n%s", step.ref, step.name, attempt, short_traceback(exc))
         return _after_failure(run, TaskStatus.FAILED, f"{type(exc).__name__}: {exc}")
@@ -336,10 +431,26 @@ def _run_attempt(run: _Attempt, attempt: int, worker_id: str, started_ms: int | 
             timeout,
             step.policy.timeout_policy,
         )
+    if builtin and record["inputData"].get("asyncComplete") is True:
+        return _await_completion(run, output, end)
     record.update(
         status=TaskStatus.COMPLETED.value, outputData=output, endTime=end, updateTime=end, executed=True
     )
     return _carry_on(run)
+
+
+def _await_completion(run: _Attempt, output: dict[str, Any], now: int) -> StepResult:
+    """``asyncComplete``: the call is made, the task stays IN_PROGRESS (its output kept) until it is
+    ended from outside (``runtime.complete``); its running deadlines are dropped."""
+    run.record.update(outputData=output, updateTime=now)
+
+    def build() -> Transition:
+        change = Change(drop=attempt_deadlines(run.record, run.step))
+        change.write(run.record)
+        return Transition(change)
+
+    _store(run, build)
+    return StepResult(Outcome.STOP, task_id=run.record["taskId"])
 
 
 def _resolve(run: _Attempt, step: Step, record: Mapping[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from translator.engine.compiler import hard_timeout_grace, resend_after, timing_
 from translator.engine.deadlines import TIMEOUTS_BY_DEADLINE
 from translator.engine.decide import attempt_id, child_start, step_of
 from translator.runtime import step as runtime
+from translator.runtime.complete import wait_over
 from translator.runtime.dispatch import (
     follow,
     follow_up,
@@ -142,6 +143,8 @@ class Sweeper:
             notify_parent(self.app, self.store, deadline.wf)
         elif deadline.kind == "child":
             self._start_child(deadline)
+        elif deadline.kind == "wait":
+            wait_over(self.app, self.store, deadline.wf, deadline.ref, deadline.token)
         else:
             log.warning("sweeper: unknown deadline kind %r dropped", deadline.kind)
         return None

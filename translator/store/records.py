@@ -62,7 +62,8 @@ _PLAN_CACHE_LOCK = threading.Lock()
 _PLAN_CACHE_SIZE = 1024
 
 
-def _cached_plan(digest: str) -> Plan | None:
+def cached_plan(digest: str) -> Plan | None:
+    """The plan of digest ``digest`` if this process has parsed it (no store read)."""
     with _PLAN_CACHE_LOCK:
         cached = _PLAN_CACHE.get(digest)
         if cached is not None:
@@ -75,7 +76,7 @@ def plan_of(store: StateStore, workflow: Mapping[str, Any]) -> Plan | None:
     digest = workflow.get("_plan")
     if not digest:
         return None
-    cached = _cached_plan(digest)
+    cached = cached_plan(digest)
     if cached is not None:
         return cached
     data = store.plan(digest)
@@ -90,7 +91,10 @@ def plan_of(store: StateStore, workflow: Mapping[str, Any]) -> Plan | None:
 
 
 def store_records(store: StateStore, wf_id: str, snap: Snapshot) -> Records:
-    """The records a decision reads: the snapshot's, and any other from the store on demand."""
+    """The records a decision reads: the snapshot's, and any other from the store on demand (none
+    when the snapshot read them all)."""
+    if snap.complete:
+        return Records(snap.tasks, snap.open_ids, seq=snap.seq)
     return Records(
         snap.tasks,
         snap.open_ids,

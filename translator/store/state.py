@@ -3,9 +3,9 @@
 Two stores with one interface:
 
 * ``RedisStore`` (distributed mode): one hash of JSON-encoded fields per workflow, one hash of task
-  records per workflow (field = taskId), a sequence counter. Every write touches its own field, so
-  concurrent writers never overwrite each other's data; the terminal transition is a compare-and-set
-  in Lua, so a workflow ends exactly once.
+  records per workflow (field = taskId), a sequence counter, indexes (:mod:`translator.store.scripts`).
+  Every write touches its own field, so concurrent writers never overwrite each other's data; each
+  write is one Lua script, the terminal transition a compare-and-set, so a workflow ends exactly once.
 * ``MemoryStore`` (embedded mode and tests): the same in a dict behind a lock.
 
 Lifetimes (``TRANSLATOR_STATE_TTL``, docs/architecture.md): a running workflow's keys never expire;
@@ -23,13 +23,14 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis
 
 from translator.errors import TranslatorError
 from translator.status import TaskStatus, WorkflowStatus
+from translator.store import scripts
 
 TERMINAL_WORKFLOW_STATUSES = [s.value for s in WorkflowStatus if s.terminal]
 DEFAULT_TTL = 7 * 24 * 3600
@@ -79,6 +80,12 @@ class Deadline:
     def from_member(cls, member: str | bytes) -> Deadline:
         return cls(**json.loads(member))
 
+    def around_token(self) -> tuple[str, str]:
+        """``member()`` split where the token goes: ``before + str(token) + after`` is the member of
+        this deadline with that token (for a script that reads the token from a record)."""
+        head, _, tail = replace(self, token=0).member().partition('"token": 0')
+        return head + '"token": ', tail
+
 
 Due = tuple[Deadline, int]  # a deadline and when it is due (epoch ms)
 DEADLINE_LEASE_MS = 60_000  # a claimed deadline comes back after this unless marked done
@@ -102,8 +109,9 @@ class Saved:
 @dataclass
 class Change:
     """One atomic write of an execution (``StateStore.apply``): task records to write (new or
-    changed, by taskId), task records to remove, deadlines to add and drop, and the fields that end
-    the workflow."""
+    changed, by taskId), task records to remove, deadlines to add and drop, workflow fields to set
+    (``update``, e.g. ``variables``), and the fields that end the workflow (``finish``, set after
+    ``update``)."""
 
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     created: set[str] = field(default_factory=set)  # of ``records``: written only if absent
@@ -111,6 +119,7 @@ class Change:
     forget: list[str] = field(default_factory=list)  # references whose newest record is removed
     add: list[Due] = field(default_factory=list)
     drop: list[Deadline] = field(default_factory=list)
+    update: dict[str, Any] = field(default_factory=dict)
     finish: dict[str, Any] | None = None
 
     def latest(self) -> dict[str, str]:
@@ -138,6 +147,7 @@ class Change:
 Expect = tuple[str, str, int]  # (taskId, status, startTime) a record must still have
 TERMINAL_TASK_STATUSES = frozenset(s.value for s in TaskStatus if s.terminal)
 ITERATION = re.compile(r"__\d+$")
+READ_ALL_UP_TO = 8  # a snapshot of an execution with at most this many records reads them all
 
 
 def is_open(record: dict[str, Any]) -> bool:
@@ -148,13 +158,81 @@ def is_open(record: dict[str, Any]) -> bool:
 @dataclass
 class Snapshot:
     """One consistent read of an execution: its fields (with its revision ``_rev``), its open task
-    records (not terminal) and the records asked for by id. Other records are read on demand
-    (``latest_records``, ``tasks``): a step's cost does not grow with the workflow."""
+    records (not terminal) and the records asked for by id; every record when there are at most
+    ``READ_ALL_UP_TO`` (``complete``). Other records are read on demand (``latest_records``,
+    ``tasks``): a step's cost does not grow with the workflow."""
 
     workflow: dict[str, Any] | None
-    tasks: list[dict[str, Any]]  # the open records and those asked for, in ``seq`` order
+    tasks: list[dict[str, Any]]  # the open records and those asked for (or all), in ``seq`` order
     seq: int = 0  # a sequence number reserved for the record this step will schedule
     open_ids: frozenset[str] = frozenset()  # the ids of the open records
+    complete: bool = False  # ``tasks`` is every record of the execution
+    started: bool = False  # the read's ``Start`` was written (``tasks`` shows the record before it)
+
+
+@dataclass(frozen=True)
+class Start:
+    """The start of an attempt (IN_PROGRESS), decided before its record is read and written in the
+    same atomic step as the read (``StateStore.snapshot``), as ``claim_task`` would write it.
+
+    Written only if the workflow is not over and runs the plan ``digest`` (the plan the deadlines
+    below were computed from), and the record ``task_id`` exists, is not planned at run time (no
+    ``workflowTask``), and is SCHEDULED and due by ``startTime + tolerance_ms`` (scheduledTime plus
+    callbackAfterSeconds), or IN_PROGRESS and ``takeover``. The record gets ``fields`` and its
+    ``pollCount`` one higher; its wake deadline (and its poll deadline, with ``poll``) is dropped and,
+    with ``response_seconds``, its response deadline registered (startTime + responseTimeoutSeconds +
+    callbackAfterSeconds). A store may also decline when it cannot decide alone (a Redis store: the
+    record was started this way and not written since): the caller then claims with ``claim_task``.
+    """
+
+    task_id: str
+    ref: str
+    attempt: int
+    digest: str
+    fields: dict[str, Any]  # status IN_PROGRESS, startTime, updateTime, workerId, celeryTaskId
+    takeover: bool = False
+    response_seconds: int = 0
+    poll: bool = False
+    tolerance_ms: int = 0
+
+    @property
+    def start_ms(self) -> int:
+        return int(self.fields["startTime"])
+
+    def applies_to(self, workflow: dict[str, Any], record: dict[str, Any] | None) -> bool:
+        """Whether it is written on a read that finds ``workflow`` and ``record`` (see above)."""
+        status = workflow.get("status")
+        if workflow.get("_plan") != self.digest or status is None or status in TERMINAL_WORKFLOW_STATUSES:
+            return False
+        if record is None or record.get("workflowTask") is not None:
+            return False
+        scheduled, callback = record.get("scheduledTime"), record.get("callbackAfterSeconds") or 0
+        if not (_is_number(scheduled) and _is_number(callback)):
+            return False
+        if record["status"] == TaskStatus.SCHEDULED.value:
+            return int(scheduled) + int(callback) * 1000 - self.start_ms <= self.tolerance_ms
+        return record["status"] == TaskStatus.IN_PROGRESS.value and self.takeover
+
+    def record(self, record: dict[str, Any]) -> dict[str, Any]:
+        """``record`` as this start leaves it."""
+        return {**record, **self.fields, "pollCount": record.get("pollCount", 0) + 1}
+
+    def deadlines(self, wf_id: str, record: dict[str, Any]) -> tuple[list[Due], list[Deadline]]:
+        """The deadlines this start registers and those it drops, for the stored ``record``."""
+        token = int(record["scheduledTime"])
+        drop = [Deadline("wake", wf_id, self.ref, self.attempt, token)]
+        if self.poll:
+            drop.append(Deadline("poll", wf_id, self.ref, self.attempt, token))
+        if self.response_seconds <= 0:
+            return [], drop
+        grace = self.response_seconds + int(record.get("callbackAfterSeconds") or 0)
+        response = Deadline("response", wf_id, self.ref, self.attempt, self.start_ms)
+        return [(response, self.start_ms + grace * 1000)], drop
+
+
+def _is_number(value: Any) -> bool:
+    """A JSON number (not a boolean)."""
+    return type(value) in (int, float)
 
 
 class StateStore(ABC):
@@ -178,9 +256,10 @@ class StateStore(ABC):
         """
 
     @abstractmethod
-    def snapshot(self, wf_id: str, task_ids: Sequence[str] = ()) -> Snapshot:
+    def snapshot(self, wf_id: str, task_ids: Sequence[str] = (), start: Start | None = None) -> Snapshot:
         """Workflow fields, open task records and the records ``task_ids`` in one round trip,
-        reserving one ``seq`` number."""
+        reserving one ``seq`` number; with ``start``, the attempt's start in the same atomic step when
+        it applies (``Snapshot.started``)."""
 
     @abstractmethod
     def latest_records(self, wf_id: str, refs: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -278,10 +357,16 @@ class StateStore(ABC):
         fields = self.workflow_fields(wf_id)
         if fields is None:
             return None
-        record = {k: v for k, v in fields.items() if v is not None and not k.startswith("_")}
-        if include_tasks:
-            record["tasks"] = self.tasks(wf_id)
-        return record
+        return _execution(fields, self.tasks(wf_id) if include_tasks else None)
+
+
+def _execution(fields: dict[str, Any], tasks: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The execution as ``GET /workflow/{id}`` shows it: its fields without the private ones (and
+    without nulls), with ``tasks`` when given."""
+    record = {k: v for k, v in fields.items() if v is not None and not k.startswith("_")}
+    if tasks is not None:
+        record["tasks"] = tasks
+    return record
 
 
 class MemoryStore(StateStore):
@@ -342,22 +427,41 @@ class MemoryStore(StateStore):
             self._index(wf_id, change)
             return True
 
-    def snapshot(self, wf_id: str, task_ids: Sequence[str] = ()) -> Snapshot:
+    def snapshot(self, wf_id: str, task_ids: Sequence[str] = (), start: Start | None = None) -> Snapshot:
         with self._lock:
             workflow = self._workflows.get(wf_id)
+            if workflow is None:
+                return Snapshot(None, [])
             records = self._tasks.get(wf_id, {})
             open_ids = frozenset(self._open.get(wf_id, set()))
-            wanted = [i for i in dict.fromkeys([*sorted(open_ids), *task_ids]) if i in records]
-            tasks = [json.loads(records[i]) for i in wanted]
-            seq = 0
-            if workflow is not None:
-                self._seq[wf_id] = seq = self._seq.get(wf_id, 0) + 1
+            complete = len(records) <= READ_ALL_UP_TO
+            wanted = list(records) if complete else [*sorted(open_ids), *task_ids]
+            tasks = [json.loads(records[i]) for i in dict.fromkeys(wanted) if i in records]
+            self._seq[wf_id] = seq = self._seq.get(wf_id, 0) + 1
+            started = start is not None and self._start(wf_id, workflow, start)
             return Snapshot(
-                json.loads(json.dumps(workflow)) if workflow is not None else None,
+                json.loads(json.dumps(workflow)),
                 sorted(tasks, key=lambda t: t.get("seq", 0)),
                 seq,
                 open_ids,
+                complete,
+                started,
             )
+
+    def _start(self, wf_id: str, workflow: dict[str, Any], start: Start) -> bool:
+        """Write ``start`` if it applies (see ``Start``); the caller holds the lock."""
+        records = self._tasks.setdefault(wf_id, {})
+        raw = records.get(start.task_id)
+        record = json.loads(raw) if raw is not None else None
+        if record is None or not start.applies_to(workflow, record):
+            return False
+        started = start.record(record)
+        records[start.task_id] = json.dumps(started)
+        change = Change()
+        change.write(started)
+        self._index(wf_id, change)
+        self._register(*start.deadlines(wf_id, record))
+        return True
 
     def latest_records(self, wf_id: str, refs: Sequence[str]) -> dict[str, dict[str, Any]]:
         with self._lock:
@@ -390,6 +494,7 @@ class MemoryStore(StateStore):
             self._seq[wf_id] = max(self._seq.get(wf_id, 0), top)
             self._register(change.add, change.drop)
             workflow["_rev"] = int(workflow.get("_rev") or 0) + 1
+            workflow.update(json.loads(json.dumps(change.update)))
             if change.finish is not None:
                 workflow.update(json.loads(json.dumps(change.finish)))
                 return Saved(True, True)
@@ -482,237 +587,6 @@ class MemoryStore(StateStore):
             return self._seq[wf_id]
 
 
-# Lifetimes. A running workflow's keys have no TTL. ``ended`` runs in the script that ends a workflow:
-# its keys expire in ``ttl`` seconds (never when ttl <= 0), and its plan stops counting it as running.
-# ``<plan>:refs`` is a hash: running workflow id -> 1, and '~until' = when the longest-lived ended
-# record naming the plan expires (epoch ms, -1: never). The plan (and refs) expire at '~until' once
-# no running workflow names it; ``create_workflow`` clears that expiry again. (The plan key is derived
-# from the record's ``_plan`` inside the script: the store is one Redis, not a cluster.)
-# ``follow`` runs after writes that may come after the end (a late claim, a canceled task, a counter):
-# the key takes the remaining time of the workflow's record, or ``ttl`` when the record is gone.
-_LIFETIME_LUA = """
-local function ended(keys, ttl, prefix, wf)
-  if ttl > 0 then
-    for _, key in ipairs(keys) do redis.call('EXPIRE', key, ttl) end
-  end
-  local digest = redis.call('HGET', keys[1], '_plan')
-  if not digest then return end
-  local plan = prefix .. 'plan:' .. cjson.decode(digest)
-  local refs = plan .. ':refs'
-  redis.call('HDEL', refs, wf)
-  local keep = tonumber(redis.call('HGET', refs, '~until') or '0')
-  if keep ~= -1 then
-    if ttl > 0 then
-      local now = redis.call('TIME')
-      -- rounded up to the next ms: never before the keys just given ttl
-      local expires = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + 1 + ttl * 1000
-      keep = math.max(keep, expires)
-    else
-      keep = -1
-    end
-    redis.call('HSET', refs, '~until', string.format('%.0f', keep))
-  end
-  if keep ~= -1 and redis.call('HLEN', refs) == 1 then
-    redis.call('PEXPIREAT', plan, string.format('%.0f', keep))
-    redis.call('PEXPIREAT', refs, string.format('%.0f', keep))
-  end
-end
-
-local function follow(main, key, ttl)
-  local left = redis.call('PTTL', main)
-  if left > 0 then
-    redis.call('PEXPIRE', key, left)
-  elseif left == -2 and ttl > 0 then
-    redis.call('EXPIRE', key, ttl)
-  end
-end
-"""
-
-# KEYS: workflow, tasks, seq. ARGV: terminal statuses, ttl, prefix, workflow id, then field/value pairs.
-_FINISH_SCRIPT = (
-    _LIFETIME_LUA
-    + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return 0 end
-local decoded = cjson.decode(status)
-for s in string.gmatch(ARGV[1], '[^,]+') do
-  if decoded == s then return 0 end
-end
-for i = 5, #ARGV - 1, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-ended(KEYS, tonumber(ARGV[2]), ARGV[3], ARGV[4])
-return 1
-"""
-)
-
-
-# Deadlines to add (JSON [[member, due], ...]) and to drop (JSON [member, ...]).
-_DEADLINES_LUA = """
-local function deadlines(key, adds, removes)
-  for _, member in ipairs(cjson.decode(removes)) do redis.call('ZREM', key, member) end
-  for _, pair in ipairs(cjson.decode(adds)) do redis.call('ZADD', key, pair[2], pair[1]) end
-end
-"""
-
-# KEYS: tasks, deadlines, workflow, latest, open. ARGV: taskId, task JSON, takeover, deadlines to add
-# and to drop, ttl, then the names the record is the newest of.
-_CLAIM_SCRIPT = (
-    _DEADLINES_LUA
-    + _LIFETIME_LUA
-    + """
-local current = redis.call('HGET', KEYS[1], ARGV[1])
-local status = 'SCHEDULED'
-if current then status = cjson.decode(current)['status'] end
-if status == 'SCHEDULED' or (status == 'IN_PROGRESS' and ARGV[3] == '1') then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('SADD', KEYS[5], ARGV[1])
-  for i = 7, #ARGV do redis.call('HSET', KEYS[4], ARGV[i], ARGV[1]) end
-  deadlines(KEYS[2], ARGV[4], ARGV[5])
-  for i = 1, 5 do
-    if i ~= 2 and i ~= 3 then follow(KEYS[3], KEYS[i], tonumber(ARGV[6])) end
-  end
-  return false
-end
-return status
-"""
-)
-
-# KEYS: tasks, workflow, seq, deadlines. ARGV: expected taskId ('' = none), its status and startTime,
-# revision ('' = any), ttl once ended, deadlines to add, deadlines to drop, terminal statuses, prefix,
-# workflow id, the number of records, then taskId/JSON/create-only ('1': HSETNX)/open ('1') quads, the
-# number of newest-record pairs (name, taskId), the pairs, the number of names to forget, the names, the
-# number of ids to remove, the ids, the highest seq written (the counter is raised to it), then the
-# field/value pairs that end the workflow.
-# KEYS[5], KEYS[6]: the references' newest records (hash) and the open records' ids (set).
-# Returns {applied, ended, conflict}.
-_APPLY_SCRIPT = (
-    _DEADLINES_LUA
-    + _LIFETIME_LUA
-    + """
-local wstatus = redis.call('HGET', KEYS[2], 'status')
-if not wstatus then return {0, 0, 0} end
-wstatus = cjson.decode(wstatus)
-for s in string.gmatch(ARGV[8], '[^,]+') do
-  if wstatus == s then return {0, 0, 0} end
-end
-local rev = tonumber(redis.call('HGET', KEYS[2], '_rev') or '0')
-if ARGV[4] ~= '' and tonumber(ARGV[4]) ~= rev then return {0, 0, 1} end
-if ARGV[1] ~= '' then
-  local current = redis.call('HGET', KEYS[1], ARGV[1])
-  if not current then return {0, 0, 0} end
-  local record = cjson.decode(current)
-  if record['status'] ~= ARGV[2] or string.format('%d', record['startTime'] or 0) ~= ARGV[3] then
-    return {0, 0, 0}
-  end
-end
-local i = 11
-local n = tonumber(ARGV[i])
-for j = 1, n do
-  local at = i + 4 * j - 3
-  if ARGV[at + 2] == '1' then
-    redis.call('HSETNX', KEYS[1], ARGV[at], ARGV[at + 1])
-  else
-    redis.call('HSET', KEYS[1], ARGV[at], ARGV[at + 1])
-  end
-  if ARGV[at + 3] == '1' then
-    redis.call('SADD', KEYS[6], ARGV[at])
-  else
-    redis.call('SREM', KEYS[6], ARGV[at])
-  end
-end
-i = i + 4 * n + 1
-n = tonumber(ARGV[i])
-for j = 1, n do redis.call('HSET', KEYS[5], ARGV[i + 2 * j - 1], ARGV[i + 2 * j]) end
-i = i + 2 * n + 1
-n = tonumber(ARGV[i])
-for j = 1, n do redis.call('HDEL', KEYS[5], ARGV[i + j]) end
-i = i + n + 1
-n = tonumber(ARGV[i])
-for j = 1, n do
-  redis.call('HDEL', KEYS[1], ARGV[i + j])
-  redis.call('SREM', KEYS[6], ARGV[i + j])
-end
-i = i + n + 1
-deadlines(KEYS[4], ARGV[6], ARGV[7])
-redis.call('HSET', KEYS[2], '_rev', rev + 1)
-local top = tonumber(ARGV[i])
-if top > tonumber(redis.call('GET', KEYS[3]) or '0') then redis.call('SET', KEYS[3], top) end
-i = i + 1
-if #ARGV >= i then
-  for k = i, #ARGV - 1, 2 do redis.call('HSET', KEYS[2], ARGV[k], ARGV[k + 1]) end
-  ended({KEYS[2], KEYS[1], KEYS[3], KEYS[5], KEYS[6]}, tonumber(ARGV[5]), ARGV[9], ARGV[10])
-  return {1, 1, 0}
-end
-return {1, 0, 0}
-"""
-)
-
-# KEYS: workflow, tasks, seq, open. ARGV: ttl, then task ids. The fields (flat), the open ids, the
-# records of the open ids and of the ids asked for (false where missing), a reserved seq.
-_SNAPSHOT_SCRIPT = (
-    _LIFETIME_LUA
-    + """
-local fields = redis.call('HGETALL', KEYS[1])
-if #fields == 0 then return {{}, {}, {}, 0} end
-local seq = redis.call('INCR', KEYS[3])
-follow(KEYS[1], KEYS[3], tonumber(ARGV[1]))
-local open = redis.call('SMEMBERS', KEYS[4])
-local ids = {}
-for _, id in ipairs(open) do table.insert(ids, id) end
-for i = 2, #ARGV do table.insert(ids, ARGV[i]) end
-local records = {}
-if #ids > 0 then records = redis.call('HMGET', KEYS[2], unpack(ids)) end
-return {fields, open, records, seq}
-"""
-)
-
-# KEYS: latest, tasks. ARGV: references. Their newest records, as [reference, JSON] pairs.
-_LATEST_SCRIPT = """
-local found = {}
-if #ARGV == 0 then return found end
-local ids = redis.call('HMGET', KEYS[1], unpack(ARGV))
-for i, id in ipairs(ids) do
-  if id then
-    local record = redis.call('HGET', KEYS[2], id)
-    if record then table.insert(found, {ARGV[i], record}) end
-  end
-end
-return found
-"""
-
-# KEYS: workflow, key (a hash). ARGV: ttl, then field/value pairs.
-_HSET_SCRIPT = (
-    _LIFETIME_LUA
-    + """
-for i = 2, #ARGV - 1, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
-follow(KEYS[1], KEYS[2], tonumber(ARGV[1]))
-return 1
-"""
-)
-
-# KEYS: workflow, seq. ARGV: ttl.
-_INCR_SCRIPT = (
-    _LIFETIME_LUA
-    + """
-local seq = redis.call('INCR', KEYS[2])
-follow(KEYS[1], KEYS[2], tonumber(ARGV[1]))
-return seq
-"""
-)
-
-# KEYS: workflow. ARGV: field/value pairs, written only if the record exists (it keeps its TTL).
-_UPDATE_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-for i = 1, #ARGV - 1, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return 1
-"""
-
-_CLAIM_DUE_SCRIPT = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], member) end
-return due
-"""
-
-
 def _records(tasks: dict[str, Any] | Sequence[dict[str, Any]] | None) -> list[dict[str, Any]]:
     if tasks is None:
         return []
@@ -727,13 +601,30 @@ def _names(record: dict[str, Any]) -> list[str]:
     return [ref] if base == ref else [ref, base]
 
 
+def _loop_name(ref: str) -> str | None:
+    """The other name a DO_WHILE body task's record of ``ref`` is found by, if ``ref`` has one."""
+    base = ITERATION.sub("", ref)
+    return base if base != ref else None
+
+
 def _pairs(fields: dict[str, Any]) -> list[str]:
     """Field/value arguments of a script, values JSON-encoded."""
     return [item for name, value in fields.items() for item in (name, json.dumps(value))]
 
 
+def _flat(pairs: dict[str, str]) -> list[str]:
+    """Key, value, key, value... (the arguments of a Redis HSET)."""
+    return [item for pair in pairs.items() for item in pair]
+
+
+def _scored(deadlines: Sequence[Due]) -> list[Any]:
+    """Due, member, due, member... (the arguments of a Redis ZADD)."""
+    return [item for deadline, due in deadlines for item in (due, deadline.member())]
+
+
 class RedisStore(StateStore):
-    """Redis-backed store (distributed mode), safe under concurrent writers."""
+    """Redis-backed store (distributed mode), safe under concurrent writers. Its keys and scripts:
+    :mod:`translator.store.scripts`."""
 
     def __init__(self, url: str, *, prefix: str = "translator:", ttl: int = DEFAULT_TTL) -> None:
         self.url = url
@@ -747,32 +638,35 @@ class RedisStore(StateStore):
             health_check_interval=25,
             retry_on_timeout=True,
         )
-        self._finish = self.client.register_script(_FINISH_SCRIPT)
-        self._claim = self.client.register_script(_CLAIM_SCRIPT)
-        self._apply = self.client.register_script(_APPLY_SCRIPT)
-        self._snapshot = self.client.register_script(_SNAPSHOT_SCRIPT)
-        self._hset = self.client.register_script(_HSET_SCRIPT)
-        self._incr = self.client.register_script(_INCR_SCRIPT)
-        self._update = self.client.register_script(_UPDATE_SCRIPT)
-        self._claim_due = self.client.register_script(_CLAIM_DUE_SCRIPT)
-        self._latest = self.client.register_script(_LATEST_SCRIPT)
+        self._create = self.client.register_script(scripts.CREATE)
+        self._finish = self.client.register_script(scripts.FINISH)
+        self._claim = self.client.register_script(scripts.CLAIM)
+        self._apply = self.client.register_script(scripts.APPLY)
+        self._read = self.client.register_script(scripts.READ)
+        self._hset = self.client.register_script(scripts.HSET)
+        self._incr = self.client.register_script(scripts.INCR)
+        self._update = self.client.register_script(scripts.UPDATE)
+        self._claim_due = self.client.register_script(scripts.CLAIM_DUE)
+        self._latest = self.client.register_script(scripts.LATEST)
+        self._view_script = self.client.register_script(scripts.VIEW)
         self.deadlines_key = f"{prefix}deadlines"
 
     def _keys(self, wf_id: str) -> tuple[str, str, str]:
         base = f"{self.prefix}wf:{wf_id}"
         return base, base + ":tasks", base + ":seq"
 
-    def _index_keys(self, wf_id: str) -> tuple[str, str]:
-        """The references' newest records (hash name -> taskId) and the open records' ids (set)."""
+    def _index_keys(self, wf_id: str) -> tuple[str, str, str]:
+        """The references' newest records (hash name -> taskId), the open records' ids (set) and the
+        claim entries of started records (hash taskId -> fields, see ``scripts``)."""
         base = f"{self.prefix}wf:{wf_id}"
-        return base + ":latest", base + ":open"
+        return base + ":latest", base + ":open", base + ":claims"
 
     def _plan_key(self, digest: str) -> str:
         return f"{self.prefix}plan:{digest}"
 
     def workflow_keys(self, wf_id: str, digest: str | None = None) -> list[str]:
-        """Every key of an execution: its record, tasks and counter, and with ``digest`` its plan and
-        the plan's references."""
+        """Every key of an execution: its record, tasks and counter, with ``digest`` its plan and the
+        plan's references, then its indexes."""
         keys = list(self._keys(wf_id))
         if digest:
             keys += [self._plan_key(digest), self._plan_key(digest) + ":refs"]
@@ -800,77 +694,108 @@ class RedisStore(StateStore):
     ) -> bool:
         wf_id = workflow["workflowId"]
         main, tasks, seq = self._keys(wf_id)
+        latest, open_key, _ = self._index_keys(wf_id)
         first = _records(first_task)
-        digest = plan_digest(plan)
-        plan_key = self._plan_key(digest)
-        if not self.client.hsetnx(main, "workflowId", json.dumps(wf_id)):
-            return False  # the id is taken (a failure workflow started twice)
-        with self.client.pipeline(transaction=True) as pipe:
-            fields = {k: json.dumps(v) for k, v in workflow.items()}
-            fields["_plan"] = json.dumps(digest)
-            pipe.hset(main, mapping=fields)
-            pipe.set(plan_key, plan)  # no TTL while a workflow runs it (SET clears an ended one's)
-            pipe.hset(plan_key + ":refs", wf_id, 1)
-            pipe.persist(plan_key + ":refs")
-            if first:
-                pipe.hset(tasks, mapping={t["taskId"]: json.dumps(t) for t in first})
-                pipe.set(seq, max(int(t.get("seq") or 0) for t in first))
-                change = Change()
-                for task in first:
-                    change.write(task)
-                latest, open_key = self._index_keys(wf_id)
-                pipe.hset(latest, mapping=change.latest())
-                opened = [t["taskId"] for t in first if is_open(t)]
-                if opened:
-                    pipe.sadd(open_key, *opened)
-            if deadlines:
-                pipe.zadd(self.deadlines_key, {deadline.member(): due for deadline, due in deadlines})
-            pipe.execute()
-        return True
+        plan_key = self._plan_key(plan_digest(plan))
+        change = Change()
+        for task in first:
+            change.write(task)
+        fields = {**workflow, "_plan": plan_digest(plan)}
+        what = {
+            "id": wf_id,
+            "fields": _pairs(fields),
+            "records": [item for t in first for item in (t["taskId"], json.dumps(t))],
+            "latest": _flat(change.latest()),
+            "open": [t["taskId"] for t in first if is_open(t)],
+            "deadlines": _scored(deadlines),
+            "seq": max((int(t.get("seq") or 0) for t in first), default=0),
+        }
+        keys = [main, tasks, seq, latest, open_key, plan_key, plan_key + ":refs", self.deadlines_key]
+        return bool(self._create(keys=keys, args=[plan, json.dumps(what)]))  # 0: the id is taken
 
-    def snapshot(self, wf_id: str, task_ids: Sequence[str] = ()) -> Snapshot:
+    def _read_keys(self, wf_id: str) -> list[str]:
         main, tasks, seq = self._keys(wf_id)
-        keys = [main, tasks, seq, self._index_keys(wf_id)[1]]
-        raw_workflow, open_ids, raw_tasks, reserved = self._snapshot(keys=keys, args=[self.ttl, *task_ids])
+        latest, open_key, claims = self._index_keys(wf_id)
+        return [main, tasks, seq, open_key, claims, latest, self.deadlines_key]
+
+    def snapshot(self, wf_id: str, task_ids: Sequence[str] = (), start: Start | None = None) -> Snapshot:
+        args: list[Any] = [self.ttl, READ_ALL_UP_TO, len(task_ids), *task_ids]
+        if start is not None:
+            args += self._start_args(wf_id, start)
+        found = self._read(keys=self._read_keys(wf_id), args=args)
+        raw_workflow, open_ids, raw_tasks, raw_claims, reserved, started, complete = found
         if not raw_workflow:
             return Snapshot(None, [])
-        pairs = zip(raw_workflow[::2], raw_workflow[1::2], strict=True)
-        unique = {r["taskId"]: r for r in (json.loads(v) for v in raw_tasks if v)}
-        records = sorted(unique.values(), key=lambda t: t.get("seq", 0))
-        return Snapshot({k: json.loads(v) for k, v in pairs}, records, int(reserved), frozenset(open_ids))
+        lines = raw_workflow.split("\n")  # field names and values, one per line (see ``scripts.READ``)
+        claims = dict(zip(raw_claims[::2], raw_claims[1::2], strict=True))
+        return Snapshot(
+            dict(zip(lines[::2], _json_values(lines[1::2]), strict=True)),
+            _with_claims(raw_tasks.split("\n") if raw_tasks else [], claims),
+            int(reserved),
+            frozenset(open_ids),
+            bool(complete),
+            bool(started),
+        )
+
+    def _start_args(self, wf_id: str, start: Start) -> list[Any]:
+        """The argument of ``scripts.READ`` that describes ``start``."""
+        wake, tail = Deadline("wake", wf_id, start.ref, start.attempt).around_token()
+        what: dict[str, Any] = {
+            "id": start.task_id,
+            "plan": json.dumps(start.digest),
+            "takeover": start.takeover,
+            "start": start.start_ms,
+            "tolerance": start.tolerance_ms,
+            "entry": json.dumps(start.fields),
+            "terminal": ",".join(TERMINAL_WORKFLOW_STATUSES),
+            "wake": wake,
+            "tail": tail,
+            "ref": start.ref,
+        }
+        if start.poll:
+            what["poll"] = Deadline("poll", wf_id, start.ref, start.attempt).around_token()[0]
+        if start.response_seconds > 0:
+            response = Deadline("response", wf_id, start.ref, start.attempt, start.start_ms)
+            what["response"] = [response.member(), start.response_seconds]
+        base = _loop_name(start.ref)
+        if base is not None:
+            what["base"] = base  # written if the record is of an iteration (as ``_names`` says)
+        return [json.dumps(what)]
 
     def latest_records(self, wf_id: str, refs: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not refs:
             return {}
-        keys = [self._index_keys(wf_id)[0], self._keys(wf_id)[1]]
-        return {ref: json.loads(raw) for ref, raw in self._latest(keys=keys, args=list(refs))}
+        latest, _, claims = self._index_keys(wf_id)
+        found = self._latest(keys=[latest, self._keys(wf_id)[1], claims], args=list(refs))
+        return {ref: _merged(raw, claim) for ref, raw, claim in found}
 
     def apply(
         self, wf_id: str, change: Change, *, expect: Expect | None = None, rev: int | None = None
     ) -> Saved:
         main, tasks, seq = self._keys(wf_id)
-        args: list[Any] = [
-            expect[0] if expect else "",
-            expect[1] if expect else "",
-            str(int(expect[2])) if expect else "",
-            "" if rev is None else str(rev),
-            self._end_ttl(change.finish or {}),
-            _adds(change.add),
-            _removes(change.drop),
-            ",".join(TERMINAL_WORKFLOW_STATUSES),
-            self.prefix,
-            wf_id,
-            len(change.records),
-        ]
-        for task_id, record in change.records.items():
-            created = "1" if task_id in change.created else "0"
-            args += [task_id, json.dumps(record), created, "1" if is_open(record) else "0"]
-        latest = change.latest()
-        args += [len(latest), *(item for pair in latest.items() for item in pair)]
-        args += [len(change.forget), *change.forget]
-        args += [len(change.remove), *change.remove]
-        args += [max((int(r.get("seq") or 0) for r in change.records.values()), default=0)]
-        args += _pairs(change.finish or {})
+        written = {i: json.dumps(r) for i, r in change.records.items() if i not in change.created}
+        created = {i: json.dumps(r) for i, r in change.records.items() if i in change.created}
+        what: dict[str, Any] = {
+            "ttl": self._end_ttl(change.finish or {}),
+            "records": _flat(written),
+            "created": _flat(created),
+            "opened": [i for i, r in change.records.items() if is_open(r)],
+            "closed": [i for i, r in change.records.items() if not is_open(r)],
+            "latest": _flat(change.latest()),
+            "forget": change.forget,
+            "remove": change.remove,
+            "add": _scored(change.add),
+            "drop": [deadline.member() for deadline in change.drop],
+            "seq": max((int(r.get("seq") or 0) for r in change.records.values()), default=0),
+            "update": _pairs(change.update),
+        }
+        if expect is not None:
+            what["expect"] = [expect[0], expect[1], str(int(expect[2]))]
+        if rev is not None:
+            what["rev"] = rev
+        if change.finish is not None:
+            what["finish"] = _pairs(change.finish)
+        args = [",".join(TERMINAL_WORKFLOW_STATUSES), self.prefix, wf_id, json.dumps(what)]
         keys = [tasks, main, seq, self.deadlines_key, *self._index_keys(wf_id)]
         applied, ended, conflict = self._apply(keys=keys, args=args)
         return Saved(bool(applied), bool(ended), bool(conflict))
@@ -918,6 +843,24 @@ class RedisStore(StateStore):
             return None
         return {k: json.loads(v) for k, v in raw.items()}
 
+    def _view(self, wf_id: str, with_fields: bool) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """The workflow's fields (with ``with_fields``; None when unknown) and every record, at once."""
+        main, tasks, _ = self._keys(wf_id)
+        keys = [main, tasks, self._index_keys(wf_id)[2]]
+        raw_fields, raw_tasks, raw_claims = self._view_script(keys=keys, args=["1" if with_fields else "0"])
+        claims = dict(zip(raw_claims[::2], raw_claims[1::2], strict=True))
+        records = _with_claims(raw_tasks.split("\n") if raw_tasks else [], claims)
+        if not raw_fields:
+            return None, records
+        lines = raw_fields.split("\n")  # names and values, one per line (see ``scripts.READ``)
+        return dict(zip(lines[::2], _json_values(lines[1::2]), strict=True)), records
+
+    def workflow(self, wf_id: str, *, include_tasks: bool = True) -> dict[str, Any] | None:
+        if not include_tasks:
+            return super().workflow(wf_id, include_tasks=False)
+        fields, records = self._view(wf_id, with_fields=True)
+        return _execution(fields, records) if fields is not None else None
+
     def status(self, wf_id: str) -> WorkflowStatus | None:
         raw = self.client.hget(self._keys(wf_id)[0], "status")
         return WorkflowStatus(json.loads(raw)) if raw else None
@@ -943,8 +886,9 @@ class RedisStore(StateStore):
     def save_task(self, wf_id: str, task: dict[str, Any]) -> None:
         """Write one record as is (no decision: tests and repairs)."""
         main, tasks, _ = self._keys(wf_id)
+        latest, open_key, claims = self._index_keys(wf_id)
         self._hset(keys=[main, tasks], args=[self.ttl, task["taskId"], json.dumps(task)])
-        latest, open_key = self._index_keys(wf_id)
+        self.client.hdel(claims, task["taskId"])
         self._hset(
             keys=[main, latest],
             args=[self.ttl, *(x for name in _names(task) for x in (name, task["taskId"]))],
@@ -955,12 +899,34 @@ class RedisStore(StateStore):
             self.client.srem(open_key, task["taskId"])
 
     def tasks(self, wf_id: str) -> list[dict[str, Any]]:
-        records = [json.loads(v) for v in self.client.hvals(self._keys(wf_id)[1])]
-        return sorted(records, key=lambda t: t.get("seq", 0))
+        return self._view(wf_id, with_fields=False)[1]
 
     def next_seq(self, wf_id: str) -> int:
         main, _, seq = self._keys(wf_id)
         return int(self._incr(keys=[main, seq], args=[self.ttl]))
+
+
+def _claimed(record: dict[str, Any], claim: str | None) -> dict[str, Any]:
+    """A stored record with its claim entry, if it has one (see ``scripts``)."""
+    if claim is None:
+        return record
+    return {**record, **json.loads(claim), "pollCount": record.get("pollCount", 0) + 1}
+
+
+def _merged(raw: str, claim: str | None) -> dict[str, Any]:
+    return _claimed(json.loads(raw), claim)
+
+
+def _json_values(texts: list[str]) -> list[Any]:
+    """JSON texts decoded (in one call: a step reads a few dozen)."""
+    return json.loads(f"[{','.join(texts)}]") if texts else []
+
+
+def _with_claims(raw_tasks: list[str], claims: dict[str, str]) -> list[dict[str, Any]]:
+    """Stored records (each once) with their claim entries, in ``seq`` order."""
+    records = {record["taskId"]: record for record in _json_values(raw_tasks)}
+    merged = [_claimed(record, claims.get(task_id)) for task_id, record in records.items()]
+    return sorted(merged, key=lambda t: t.get("seq", 0))
 
 
 def safe_url(url: str) -> str:
