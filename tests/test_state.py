@@ -13,7 +13,7 @@ from translator.store.state import MemoryStore, RedisStore, safe_url
 def store(request):
     if request.param == "memory":
         return MemoryStore()
-    return RedisStore(request.getfixturevalue("redis_url"), prefix=f"t{id(request)}:", ttl=60)
+    return RedisStore(request.getfixturevalue("redis_url"), prefix=f"{request.node.nodeid}:", ttl=60)
 
 
 def _workflow(wf_id="w1"):

@@ -35,7 +35,7 @@ START_AT = 1_000_500
 def store(request):
     if request.param == "memory":
         return MemoryStore()
-    return RedisStore(request.getfixturevalue("redis_url"), prefix=f"s{id(request)}:", ttl=60)
+    return RedisStore(request.getfixturevalue("redis_url"), prefix=f"{request.node.nodeid}:", ttl=60)
 
 
 def _workflow(wf_id: str = "w1") -> dict:

@@ -122,6 +122,8 @@ class _Attempt:
     @property
     def first_scheduled(self) -> int:
         """When the first attempt of this task was scheduled (totalTimeoutSeconds counts from it)."""
+        if not self.record.get("retryCount"):  # the first attempt
+            return int(self.record["scheduledTime"])
         first = attempt_id(self.workflow["workflowId"], self.record["referenceTaskName"], 0)
         found = self.records.known.get(first)
         return int(found["scheduledTime"]) if found else int(self.record["scheduledTime"])
@@ -129,7 +131,12 @@ class _Attempt:
 
 def _attempt_ids(wf_id: str, record: Mapping[str, Any]) -> list[str]:
     """The ids an attempt reads with the execution: its own, and its task's first attempt's."""
-    return [record["taskId"], attempt_id(wf_id, record["referenceTaskName"], 0)]
+    return _read_ids(wf_id, record["referenceTaskName"], int(record.get("retryCount") or 0), record["taskId"])
+
+
+def _read_ids(wf_id: str, ref: str, attempt: int, task_id: str) -> list[str]:
+    """Attempt ``attempt``'s id (``task_id``) and, for a retry, its task's first attempt's id."""
+    return [task_id] if attempt == 0 else [task_id, attempt_id(wf_id, ref, 0)]
 
 
 # The plan each reference (without ``__<iteration>``) was last found in, by this process: a step
@@ -209,8 +216,8 @@ def _load_attempt(
         attempt = int(latest["retryCount"]) if latest is not None else None
         if attempt is None:
             return StepResult(Outcome.STOP)
-    task_id = attempt_id(wf_id, ref, attempt)
-    snap = store.snapshot(wf_id, [task_id, attempt_id(wf_id, ref, 0)], start)
+    task_id = start.task_id if start is not None else attempt_id(wf_id, ref, attempt)
+    snap = store.snapshot(wf_id, _read_ids(wf_id, ref, attempt, task_id), start)
     workflow = snap.workflow
     plan = plan_of(store, workflow) if workflow is not None else None
     if plan is None or workflow is None:
