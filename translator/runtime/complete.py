@@ -9,47 +9,22 @@ with the given one (Conductor's ``TaskResult``) and the reason; the workflow the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from celery import Celery
 
 from translator.engine.compiler import timing_of
 from translator.engine.deadlines import attempt_deadlines, wait_deadline
-from translator.engine.decide import MAX_CONFLICTS, Transition, decide, step_of
+from translator.engine.decide import Transition, decide, step_of
 from translator.engine.plan import Plan, Step, base_ref
 from translator.errors import TaskNotPending, UsageError, WorkflowNotFound
-from translator.runtime.dispatch import follow_up
+from translator.runtime.dispatch import decide_and_store
 from translator.status import TaskStatus, WorkflowStatus
-from translator.store.records import plan_of, store_records
+from translator.store.records import store_records
 from translator.store.state import Expect, Snapshot, StateStore, now_ms
 
 OUTSIDE_STATUSES = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.FAILED_WITH_TERMINAL_ERROR)
-
-
-Build = Callable[[Snapshot, Plan], tuple[Transition, Expect | None] | None]
-
-
-def decide_and_store(app: Celery, store: StateStore, wf_id: str, task_ids: list[str], build: Build) -> bool:
-    """Read the execution (with records ``task_ids``), let ``build`` decide what changes, store it if
-    nothing was stored meanwhile (else read and decide again), then follow it up. False when
-    ``build`` had nothing to do or the expected record changed."""
-    for _ in range(MAX_CONFLICTS):
-        snap = store.snapshot(wf_id, task_ids)
-        plan = plan_of(store, snap.workflow) if snap.workflow is not None else None
-        if snap.workflow is None or plan is None:
-            return False
-        made = build(snap, plan)
-        if made is None:
-            return False
-        transition, expect = made
-        saved = store.apply(wf_id, transition.change, expect=expect, rev=int(snap.workflow.get("_rev") or 0))
-        if saved.applied:
-            follow_up(app, store, plan, wf_id, transition)
-            return True
-        if not saved.conflict:
-            return False
-    raise RuntimeError(f"workflow {wf_id}: no decision could be stored after {MAX_CONFLICTS} conflicts")
 
 
 def pending_task(snap: Snapshot, ref: str) -> dict[str, Any] | None:

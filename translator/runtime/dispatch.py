@@ -10,7 +10,7 @@ task. Each follow-up is also registered as a deadline by the write it follows (`
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from celery import Celery
@@ -38,7 +38,7 @@ from translator.store.records import (
     store_records,
     terminate,
 )
-from translator.store.state import Deadline, StateStore, now_ms
+from translator.store.state import Deadline, Expect, Snapshot, StateStore, now_ms
 
 log = logging.getLogger("translator.runtime.dispatch")
 BROKER_RETRY_MS = 5000  # a message the broker refused is tried again this much later
@@ -174,6 +174,31 @@ CHILD_TASK_STATUS = {
 }
 
 
+Build = Callable[[Snapshot, Plan], "tuple[Transition, Expect | None] | None"]
+
+
+def decide_and_store(app: Celery, store: StateStore, wf_id: str, task_ids: list[str], build: Build) -> bool:
+    """Read the execution (with records ``task_ids``), let ``build`` decide what changes, store it if
+    nothing was stored meanwhile (else read and decide again), then follow it up. False when
+    ``build`` had nothing to do or the record it expects changed."""
+    for _ in range(MAX_CONFLICTS):
+        snap = store.snapshot(wf_id, task_ids)
+        plan = plan_of(store, snap.workflow) if snap.workflow is not None else None
+        if snap.workflow is None or plan is None:
+            return False
+        made = build(snap, plan)
+        if made is None:
+            return False
+        transition, expect = made
+        saved = store.apply(wf_id, transition.change, expect=expect, rev=int(snap.workflow.get("_rev") or 0))
+        if saved.applied:
+            follow_up(app, store, plan, wf_id, transition)
+            return True
+        if not saved.conflict:
+            return False
+    raise RuntimeError(f"workflow {wf_id}: no decision could be stored after {MAX_CONFLICTS} conflicts")
+
+
 def child_failure_reason(child_id: str, child: dict[str, Any]) -> str:
     """The reason a SUB_WORKFLOW task gets from a child that did not complete, as Conductor words
     it (``SubWorkflow.updateTaskStatus``): ``Sub workflow <name>.<version>/<id> failure reason: …``."""
@@ -189,14 +214,12 @@ def notify_parent(app: Celery, store: StateStore, child_id: str) -> None:
         store.done([parent_deadline(child_id)])
         return
     parent_id, task_id = child["parentWorkflowId"], child.get("parentWorkflowTaskId")
-    for _ in range(MAX_CONFLICTS):
-        snap = store.snapshot(parent_id, [task_id] if task_id else [])
-        plan = plan_of(store, snap.workflow) if snap.workflow is not None else None
+
+    def build(snap: Snapshot, plan: Plan) -> tuple[Transition, Expect | None] | None:
         record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
-        if plan is None or snap.workflow is None or record is None or record["status"] != "IN_PROGRESS":
-            break
-        if WorkflowStatus(snap.workflow["status"]).terminal:
-            break
+        workflow = snap.workflow or {}
+        if record is None or record["status"] != "IN_PROGRESS" or WorkflowStatus(workflow["status"]).terminal:
+            return None
         status = CHILD_TASK_STATUS[child["status"]]
         node = plan.node(record["referenceTaskName"])
         if status is not TaskStatus.COMPLETED and getattr(getattr(node, "policy", None), "optional", False):
@@ -213,19 +236,11 @@ def notify_parent(app: Celery, store: StateStore, child_id: str) -> None:
         }
         if status is not TaskStatus.COMPLETED:
             updated["reasonForIncompletion"] = child_failure_reason(child_id, child)
-        transition = decide(
-            plan, snap.workflow, store_records(store, parent_id, snap), [updated], timing_of(app)
-        )
+        transition = decide(plan, workflow, store_records(store, parent_id, snap), [updated], timing_of(app))
         transition.change.drop.append(child_deadline(record)[0])
-        expect = (task_id, "IN_PROGRESS", int(record.get("startTime") or 0))
-        saved = store.apply(
-            parent_id, transition.change, expect=expect, rev=int(snap.workflow.get("_rev") or 0)
-        )
-        if saved.applied:
-            follow_up(app, store, plan, parent_id, transition)
-            break
-        if not saved.conflict:
-            break
+        return transition, (task_id, "IN_PROGRESS", int(record.get("startTime") or 0))
+
+    decide_and_store(app, store, parent_id, [task_id] if task_id else [], build)
     store.done([parent_deadline(child_id)])
 
 
