@@ -3,7 +3,9 @@
 Starts a private redis-server and one prefork ``celery -A tasks worker``, then, against the same
 broker and the same worker, runs N workflows of ``benchmarks/two_noops.json`` through translator and
 N ``chain(noop.si(), noop.si())`` by hand (with a Redis result backend, which is how a Celery user
-learns that a chain finished). Rounds alternate between the two so that machine noise hits both.
+learns that a chain finished). Rounds alternate between the two so that machine noise hits both. A raw
+round in which Celery's result consumer misses a stored result is run again (it would stall for
+``MISSED_AFTER`` seconds).
 
     .venv/bin/python -m benchmarks.chain_overhead [-n 300] [--rounds 3] [--concurrency 2]
 
@@ -14,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from celery import Celery, chain
+from celery.exceptions import TimeoutError as CeleryTimeoutError
 
 from tests.services import ROOT, celery_worker, redis_server
 from translator.runner import Session, prepare, submit, wait
@@ -37,7 +41,12 @@ def run_translator(session: Session, plan, n: int) -> float:
     return n / (time.perf_counter() - began)
 
 
-def run_raw(app: Celery, n: int) -> float:
+MISSED_AFTER = 30.0  # seconds: a round takes about 1; a result this late was stored, not delivered
+
+
+def run_raw(app: Celery, n: int) -> float | None:
+    """Chains per second; None when Celery's result consumer missed a result the backend stored
+    (a race of its pub/sub subscription, about once in a hundred rounds): the round does not count."""
     noop = app.signature("bench.noop")
     began = time.perf_counter()
     results = [
@@ -45,8 +54,23 @@ def run_raw(app: Celery, n: int) -> float:
         for _ in range(n)
     ]
     for result in results:
-        result.get(timeout=300, interval=0.005)
+        try:
+            result.get(timeout=MISSED_AFTER, interval=0.005)
+        except CeleryTimeoutError:
+            if app.backend.get_task_meta(result.id)["status"] != "SUCCESS":
+                raise
+            print(f"raw round dropped: chain result {result.id} stored but not delivered", file=sys.stderr)
+            return None
     return n / (time.perf_counter() - began)
+
+
+def run_raw_round(app: Celery, n: int, tries: int = 3) -> float:
+    """One counted round of raw chains (a dropped round is run again)."""
+    for _ in range(tries):
+        rate = run_raw(app, n)
+        if rate is not None:
+            return rate
+    raise RuntimeError(f"no raw round of {n} chains without a missed result in {tries} tries")
 
 
 def main() -> None:
@@ -73,10 +97,10 @@ def main() -> None:
             session = Session(client, RedisStore(url), embedded=False)
             plan = prepare(HERE / "two_noops.json")
             run_translator(session, plan, 20)  # warm up both paths
-            run_raw(client, 20)
+            run_raw_round(client, 20)
             ours, raw = [], []
             for _ in range(args.rounds):
-                raw.append(run_raw(client, args.n))
+                raw.append(run_raw_round(client, args.n))
                 ours.append(run_translator(session, plan, args.n))
     ours_median, raw_median = statistics.median(ours), statistics.median(raw)
     print(f"{'':26}{'workflows/s (median)':>22}   rounds")

@@ -16,7 +16,7 @@ from celery import Celery
 from translator.definitions.tasktypes import TaskType
 from translator.errors import TranslatorError
 from translator.runtime.event_task import publish_event
-from translator.runtime.http_task import HttpTaskFailed, call_http
+from translator.runtime.http_task import HttpTaskFailed, HttpTransportError, call_http
 from translator.runtime.workers import TaskContext
 from translator.settings import fetch_allow
 
@@ -49,7 +49,7 @@ def run_system_task(
     if task_type == TaskType.HTTP:
         try:
             return call_http(task_input, allow=fetch_allow())
-        except HttpTaskFailed as exc:  # Conductor: FAILED, output ``response`` = the error text
+        except (HttpTaskFailed, HttpTransportError) as exc:  # Conductor: FAILED, ``response`` = the text
             raise SystemTaskFailed(str(exc), {"response": str(exc)}) from None
     if task_type == TaskType.EVENT:
         if _app is None:
