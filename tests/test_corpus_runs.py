@@ -1261,7 +1261,6 @@ CASES += [
         C,
         {"loopTask": [C], "set_variable__1": [C]},
         check=_variables({"value": "0"}),
-        deviation="the execution's variables stay {} after a SET_VARIABLE run in the first decision",
     ),
     Case(
         _FAILURE_WF,
@@ -1441,7 +1440,6 @@ CASES += [
         C,
         {"set_variable_1": [C]},
         check=_variables({"var": "var_test_value"}),
-        deviation="the execution's variables stay {} after a SET_VARIABLE run in the first decision",
     ),
     Case(
         _SIMPLE_SET_VARIABLE,

@@ -151,6 +151,7 @@ def start_workflow(
         record["parentWorkflowId"], record["parentWorkflowTaskId"] = parent
     transition = decide(plan, record, [], timing=timing, now=now)
     change = transition.change
+    record.update(change.update)  # what the first decision set (SET_VARIABLE's variables)
     deadlines = list(change.add)
     timeout = workflow_deadline(record, plan)
     if timeout is not None:
