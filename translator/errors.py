@@ -8,6 +8,9 @@
     ├── InputError                  a workflow input file is not acceptable (not JSON, NaN, too deep...)
     ├── BrokerUnavailable           the configured broker or state store cannot be reached
     ├── WorkflowNotFound            no execution with that id in the state store
+    ├── DefinitionNotFound          no registered workflow or task definition by that name (and version)
+    ├── ConflictError               refused in the current state (Conductor: 409)
+    ├── TaskNotPending              no task of that reference waits to be ended
     ├── NonRetryableError           raised by a worker: fail the task for good (no retry)
     ├── ScriptError                 a JavaScript expression failed (translator.engine.javascript)
     └── DecisionError               a system task cannot be decided from its input (translator.engine.decide)
@@ -76,6 +79,16 @@ class BrokerUnavailable(TranslatorError):
 
 class WorkflowNotFound(TranslatorError):
     """No execution with that id in the state store."""
+
+
+class DefinitionNotFound(TranslatorError):
+    """No registered workflow or task definition by that name (and version)."""
+
+
+class ConflictError(TranslatorError):
+    """The operation is refused in the current state: a lifecycle operation whose precondition fails
+    (pause an ended workflow, retry a running one...) or a definition that already exists. Conductor
+    answers these with HTTP 409."""
 
 
 class TaskNotPending(TranslatorError):

@@ -197,15 +197,33 @@ def missing_workers_message(missing: list[str]) -> str:
     )
 
 
-def submit(session: Session, plan: Plan, workflow_input: dict[str, Any]) -> str:
-    """Create the execution and send its canvas; returns the workflow id."""
+def submit(
+    session: Session,
+    plan: Plan,
+    workflow_input: dict[str, Any],
+    *,
+    correlation_id: str | None = None,
+    priority: int = 0,
+) -> str:
+    """Create the execution and send its canvas; returns the workflow id. ``priority`` (0-99,
+    Conductor's workflow priority) is recorded; ``correlation_id`` is searchable."""
+    if not 0 <= priority <= 99:
+        raise UsageError(f"priority {priority} is outside 0-99")
     if session.embedded:
         missing = missing_workers(plan)
         if missing:
             raise UsageError(missing_workers_message(missing))
     wf_id = new_workflow_id()
     try:
-        launch(session.app, session.store, plan, workflow_input, workflow_id=wf_id)
+        launch(
+            session.app,
+            session.store,
+            plan,
+            workflow_input,
+            workflow_id=wf_id,
+            correlation_id=correlation_id,
+            priority=priority,
+        )
     except (OperationalError, OSError) as exc:
         terminate(session.store, wf_id, f"could not be sent to the broker: {exc}")
         raise BrokerUnavailable(f"could not send workflow {wf_id} to the broker: {exc}") from None

@@ -52,6 +52,7 @@ def launch(
     *,
     workflow_id: str | None = None,
     correlation_id: str | None = None,
+    priority: int = 0,
     parent: tuple[str, str] | None = None,
 ) -> str | None:
     """Create an execution and send its first tasks; the workflow id (None: ``workflow_id`` exists).
@@ -64,6 +65,7 @@ def launch(
         workflow_input,
         workflow_id=workflow_id,
         correlation_id=correlation_id,
+        priority=priority,
         timing=timing_of(app),
         parent=parent,
     )

@@ -119,6 +119,7 @@ def start_workflow(
     *,
     workflow_id: str | None = None,
     correlation_id: str | None = None,
+    priority: int = 0,
     timing: Timing = DEFAULT_TIMING,
     parent: tuple[str, str] | None = None,
 ) -> tuple[str, Transition] | None:
@@ -140,7 +141,7 @@ def start_workflow(
         "reasonForIncompletion": None,
         "failedReferenceTaskNames": [],
         "failedTaskNames": [],
-        "priority": 0,
+        "priority": priority,
         "schemaVersion": 2,
         "createTime": now,
         "startTime": now,
