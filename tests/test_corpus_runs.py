@@ -1097,7 +1097,6 @@ CASES += [
         failed_refs=["http_ref"],
         check=_http_response_is_the_exception,
         offline=(_API_TESTER,),
-        deviation="the HTTP task's output response repeats the whole reason, prefix included",
     ),
     Case(
         "oss__e2e__cpewf_task_id_dyn_fork_wf.json",
@@ -1384,7 +1383,6 @@ CASES += [
         check=lambda e: _equal(
             e.task("jq_1")["reasonForIncompletion"], 'Cannot index string with string "array"'
         ),
-        deviation="the jq error text reads 'Cannot index string with string (\"array\")'",
     ),
     Case(
         "oss__th__sequential_json_jq_transform_integration_test.json",
@@ -1471,7 +1469,6 @@ CASES += [
         "TIMED_OUT",
         {"wait0": ["TIMED_OUT", "TIMED_OUT"]},
         run_timeout=30,
-        deviation="translator refuses a WAIT with retries (unsupported-retry)",
     ),
     Case(
         _WAIT_TIMEOUT,
@@ -1489,7 +1486,6 @@ CASES += [
         task_reasons={"wait0": "Timeout configured as 2 seconds. Timeout policy configured to RETRY"},
         taskdefs=tuple({**t, "retryCount": 0} if t["name"] == "waitTimeout" else t for t in JAVA_TASKDEFS),
         run_timeout=8,
-        deviation="a task definition's timeoutSeconds does not time out a WAIT: it stays IN_PROGRESS",
     ),
 ]
 

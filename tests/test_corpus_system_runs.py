@@ -119,11 +119,6 @@ def test_set_variable_then_wait_keeps_the_variables(pool: Pool):
     assert execution["output"] == {"variables": {"var": "var_test_value"}}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the INLINE's $.list.get(i) (a java.util.List method under Conductor's GraalJS) is not a "
-    "function in translator's JavaScript: GetNumberAtIndex__1 FAILS and the workflow with it",
-)
 def test_do_while_with_a_decision_waits_in_each_iteration(pool: Pool):
     """DoWhileSpec 'Do While task contains decision task': list [1, 2]; each iteration's INLINE picks
     the element, the SWITCH (javascript $.param > 0) takes 'true' and its WAIT is IN_PROGRESS until

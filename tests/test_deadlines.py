@@ -236,3 +236,81 @@ def test_finished_workflows_leave_no_deadlines(pool):
 
     # cleared as each workflow ends (the last writes may land just after the status)
     wait_until(lambda: not left(), timeout=30, what="deadlines of finished workflows cleared")
+
+
+def _refs(execution: dict, ref: str) -> list[dict]:
+    return [t for t in execution["tasks"] if t["referenceTaskName"] == ref]
+
+
+def test_wait_timeout_retry_policy_waits_again_then_times_the_workflow_out(pool):
+    # DeciderService.checkTaskTimeout applies to a WAIT with a task definition; the retry is a new
+    # record that waits again after retryDelaySeconds (kept as its startDelayInSeconds)
+    execution = pool.run("wait_timeout_retry", {"note": "n"})
+    first, second = _refs(execution, "w")
+    assert [first["status"], second["status"]] == ["TIMED_OUT", "TIMED_OUT"]
+    reason = "Timeout configured as 1 seconds. Timeout policy configured to RETRY"
+    assert (
+        first["reasonForIncompletion"].startswith("Task timed out after ")
+        and reason in first["reasonForIncompletion"]
+    )
+    assert first["retried"] is True and second["retriedTaskId"] == first["taskId"]
+    assert second["retryCount"] == 1 and second["taskId"] != first["taskId"]
+    assert second["startDelayInSeconds"] == 1 and second["inputData"] == {"note": "n"}
+    assert second["startTime"] - first["endTime"] >= 900  # its retry delay
+    assert second["endTime"] - second["startTime"] >= 1900  # startTime + startDelay + timeoutSeconds
+    assert execution["status"] == "TIMED_OUT" and _refs(execution, "after") == []
+    assert execution["reasonForIncompletion"].startswith(
+        f"Task {second['taskId']} failed with status: TIMED_OUT and reason: 'Task timed out after "
+    )
+
+
+def test_wait_timeout_shorter_than_its_duration_time_out_wf_ends_the_workflow(pool):
+    wf_id = pool.submit("wait_timeout_workflow")
+    execution = wait(pool.store, wf_id, timeout=60)
+    (waiting,) = _refs(execution, "w")  # retryCount 2, but TIME_OUT_WF retries nothing
+    assert waiting["status"] == "TIMED_OUT" and waiting["waitTimeout"] - waiting["startTime"] == 3600 * 1000
+    assert waiting["reasonForIncompletion"].endswith(
+        "Timeout configured as 1 seconds. Timeout policy configured to TIME_OUT_WF"
+    )
+    assert execution["status"] == "TIMED_OUT"
+    # its hour-long ``wait`` deadline went with it
+    members = lambda: [m for m in pool.redis.zrange(pool.store.deadlines_key, 0, -1) if wf_id in m]  # noqa: E731
+    wait_until(lambda: not members(), timeout=30, what=f"deadlines of {wf_id} cleared")
+
+
+def test_wait_timeout_alert_only_lets_the_wait_finish(pool):
+    execution = pool.run("wait_timeout_alert")
+    (waiting,) = _refs(execution, "w")
+    assert waiting["status"] == "COMPLETED" and waiting["endTime"] - waiting["startTime"] >= 1900
+    assert execution["status"] == "COMPLETED" and execution["output"] == {"prev": "COMPLETED"}
+
+
+def test_human_response_timeout_is_retried_then_times_the_workflow_out(pool):
+    # DeciderService.isResponseTimedOut: nothing updates a HUMAN task; the retry rules apply
+    # (not the TIME_OUT_WF timeoutPolicy), and a HUMAN retry starts at once
+    execution = pool.run("human_response")
+    first, second = _refs(execution, "approve")
+    for record in (first, second):
+        assert record["status"] == "TIMED_OUT"
+        assert record["reasonForIncompletion"] == (
+            f"responseTimeout: 1 exceeded for the taskId: {record['taskId']} with Task Definition: "
+            "human_response_def"
+        )
+    assert second["retriedTaskId"] == first["taskId"] and second["retryCount"] == 1
+    assert execution["status"] == "TIMED_OUT"
+
+
+def test_a_wait_failed_from_outside_with_retries_left_waits_again(pool):
+    from translator.runtime.complete import complete_task
+
+    wf_id = pool.submit("wait_failed_retry")
+    first = pool.wait_task(wf_id, "IN_PROGRESS")
+    time.sleep(1.5)  # longer than its responseTimeoutSeconds, which a WAIT does not time out on
+    assert pool.store.tasks(wf_id)[-1]["status"] == "IN_PROGRESS"
+    complete_task(pool.session.app, pool.store, wf_id, "w", "FAILED", reason="not yet")
+    retry = pool.wait_task(wf_id, "IN_PROGRESS")
+    assert retry["retriedTaskId"] == first["taskId"] and retry["retryCount"] == 1
+    complete_task(pool.session.app, pool.store, wf_id, "w", "COMPLETED")
+    execution = wait(pool.store, wf_id, timeout=60)
+    assert [t["status"] for t in _refs(execution, "w")] == ["FAILED", "COMPLETED"]
+    assert execution["status"] == "COMPLETED" and execution["output"] == {"prev": "COMPLETED"}

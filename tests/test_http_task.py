@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import json
 import pickle
+import re
 import socket
 import ssl
 import threading
@@ -24,6 +25,7 @@ import pytest
 from translator.errors import NonRetryableError
 from translator.net import FetchRefused
 from translator.runtime.http_task import (
+    FAILED_PREFIX,
     MISSING_METHOD,
     MISSING_URI,
     HttpTaskFailed,
@@ -293,26 +295,26 @@ def test_spaces_in_the_uri_are_encoded(server):
 # Failures
 
 
-def test_server_error_fails_with_conductors_reason_and_keeps_the_response(server, caplog):
+def test_server_error_fails_with_conductors_reason_and_response(server, caplog):
+    """HttpTask.start: reason "Failed to invoke HTTP task due to: " + e, output response = e.toString(),
+    where e is the java.lang.Exception httpCall makes of Spring's HttpServerErrorException."""
     caplog.set_level("DEBUG")
     url = f"{server.url}/status?code=500&body=Something+went+wrong!&token=hidden"
     with pytest.raises(HttpTaskFailed) as failed:
         call_http(get(url, headers={"Authorization": SECRET}), allow=server.allow)
     shown = repr(f"{server.url}/status")  # the query is left out: it may carry a credential
-    assert str(failed.value) == (
-        f"Failed to invoke HTTP task due to: 500 Internal Server Error on GET request for {shown}: "
-        '"Something went wrong!"'
+    exception = (
+        f'java.lang.Exception: 500 Internal Server Error on GET request for {shown}: "Something went wrong!"'
     )
-    response = failed.value.output["response"]
-    assert (response["statusCode"], response["reasonPhrase"]) == (500, "Internal Server Error")
-    assert response["body"] == "Something went wrong!"
+    assert str(failed.value) == f"Failed to invoke HTTP task due to: {exception}"
+    assert failed.value.output == {"response": exception}
     assert not isinstance(failed.value, NonRetryableError)
     copy = pickle.loads(pickle.dumps(failed.value))  # it crosses worker process boundaries
     assert (str(copy), copy.output) == (str(failed.value), failed.value.output)
     assert "s3cr3t" not in caplog.text and "s3cr3t" not in str(failed.value)
 
 
-def test_client_error_keeps_a_json_body(server):
+def test_client_error_quotes_the_body(server):
     with pytest.raises(
         HttpTaskFailed, match=r"404 Not Found on GET request .*: \"\{\"error\": \"nope\"\}\"$"
     ) as failed:
@@ -320,10 +322,11 @@ def test_client_error_keeps_a_json_body(server):
             get(f"{server.url}/status?code=404&type=application/json&body=" + '{"error": "nope"}'),
             allow=server.allow,
         )
-    assert failed.value.output["response"]["body"] == {"error": "nope"}
+    assert failed.value.output == {"response": str(failed.value).removeprefix(FAILED_PREFIX)}
 
 
 def test_a_status_that_is_neither_success_nor_error(server):
+    """RestTemplate returns a 304 without throwing: FAILED, response = the response (HttpTask.start)."""
     with pytest.raises(HttpTaskFailed, match=r"^No response from the remote service \(HTTP 304 Not Modified"):
         call_http(get(f"{server.url}/status?code=304"), allow=server.allow)
 
@@ -387,11 +390,21 @@ def test_connection_refused_is_retryable(connects):
     with socket.socket() as reserved:  # a port nothing listens on
         reserved.bind(("127.0.0.1", 0))
         port = reserved.getsockname()[1]
-        with pytest.raises(
-            HttpTransportError, match=r"I/O error on GET request for .*Connection refused"
-        ) as failed:
-            call_http(get(f"http://127.0.0.1:{port}/"), allow=frozenset({f"127.0.0.1:{port}"}))
+        with pytest.raises(HttpTransportError) as failed:
+            call_http(get(f"http://127.0.0.1:{port}/?key=secret"), allow=frozenset({f"127.0.0.1:{port}"}))
     assert not isinstance(failed.value, NonRetryableError)
+    # HttpTask.start: reason "Failed to invoke HTTP task due to: " + e, output response = e.toString(),
+    # e being the java.lang.Exception that httpCall makes of Spring's ResourceAccessException
+    exception = str(failed.value).removeprefix(FAILED_PREFIX)
+    assert re.fullmatch(
+        rf"java\.lang\.Exception: I/O error on GET request for 'http://127\.0\.0\.1:{port}/': "
+        r".*Connection refused",
+        exception,
+    )
+    assert str(failed.value) == FAILED_PREFIX + exception
+    assert failed.value.output == {"response": exception}
+    copy = pickle.loads(pickle.dumps(failed.value))  # it crosses worker process boundaries
+    assert (str(copy), copy.output) == (str(failed.value), failed.value.output)
 
 
 def test_unresolvable_host_is_retryable(monkeypatch, connects):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing
 import os
@@ -135,11 +136,13 @@ def test_every_binding_is_a_global() -> None:
 def test_bindings_are_data_not_code() -> None:
     hostile = "'); throw new Error('injected'); ('\u2028</script>\\ \ud800 é"
     assert evaluate("$.s", {"$": {"s": hostile}}) == hostile
+    # a "__proto__" key is data: the object keeps the prototype every input object gets
     assert evaluate(
-        "Object.keys($).concat(Object.getPrototypeOf($) === Object.prototype)", {"$": {"__proto__": 1}}
+        "Object.keys($).concat($.get('__proto__'), typeof $.keySet)", {"$": {"__proto__": 1}}
     ) == [
         "__proto__",
-        True,
+        1,
+        "function",
     ]
 
 
@@ -153,6 +156,75 @@ def test_script_mutations_do_not_reach_the_caller() -> None:
 def test_bindings_that_are_not_json_are_rejected(bad: dict[str, Any]) -> None:
     with pytest.raises(ScriptError, match="the script's input is not JSON"):
         evaluate("1", {"$": bad})
+
+
+# Conductor binds the input as Java Maps and Lists (GraalJS host objects, HostAccess.ALL): scripts call
+# their methods, e.g. DoWhileSpec's `$.list.get($.iterator - 1)`.
+JAVA = {"list": [1, "a", {"k": [2]}, None], "empty": [], "map": {"k": 1, "none": None}, "i": 2}
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("$.list.get($.i - 1)", "a"),
+        ("$.list.get(2).get('k').get(0)", 2),
+        ("[$.list.size(), $.list.length, $.empty.size()]", [4, 4, 0]),
+        ("[$.list.isEmpty(), $.empty.isEmpty()]", [False, True]),
+        (
+            "[$.list.contains('a'), $.list.contains(null), $.list.contains({k: [2]}), $.list.contains(2)]",
+            [True, True, True, False],
+        ),
+        ("[$.map.get('k'), $.map.get('none'), $.map.get('missing'), $.map.get(1)]", [1, None, None, None]),
+        ("[$.map.getOrDefault('missing', 7), $.map.getOrDefault('none', 7)]", [7, None]),
+        (
+            "[$.map.containsKey('none'), $.map.containsKey('missing'), $.containsKey('list')]",
+            [True, False, True],
+        ),
+        ("[$.map.containsValue(1), $.map.containsValue(2)]", [True, False]),
+        (
+            "[$.map.keySet(), $.map.values(), $.map.size(), $.map.isEmpty(), $.size()]",
+            [["k", "none"], [1, None], 2, False, 4],
+        ),
+        ("$.map.keySet().contains('k') && $.map.keySet().size() === 2", True),
+        ("$.list.get(2).size()", 1),
+    ],
+)
+def test_input_answers_java_list_and_map_methods(script: str, expected: Any) -> None:
+    assert evaluate(script, {"$": JAVA}) == expected
+
+
+def test_java_methods_are_invisible_and_only_on_the_input() -> None:
+    assert evaluate("JSON.stringify($)", {"$": JAVA}) == json.dumps(JAVA, separators=(",", ":"))
+    assert evaluate(
+        "var seen = []; for (var k in $.list) seen.push(k); for (k in $.map) seen.push(k); seen", {"$": JAVA}
+    ) == ["0", "1", "2", "3", "k", "none"]
+    assert evaluate(
+        "[Object.keys($.map), Array.isArray($.list), $.list.map(x => 1).get, [].get, ({}).get]", {"$": JAVA}
+    ) == [["k", "none"], True, None, None, None]
+    assert evaluate("$", {"$": JAVA}) == JAVA
+    assert evaluate("({size: $.map.size(), keys: $.map.keySet()})", {"$": JAVA}) == {
+        "size": 2,
+        "keys": ["k", "none"],
+    }
+    # the methods are frozen with the intrinsics: a script cannot change them for the next one
+    js("Object.getPrototypeOf($.list).get = null; Object.getPrototypeOf($).containsKey = null; 1", list=[1])
+    assert js("[$.list.get(0), $.containsKey('list')]", list=[5]) == [5, True]
+
+
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        ("\n$.list.get(4)", "RangeError: Index 4 out of bounds for length 4 at line 2"),
+        ("$.list.get(-1)", "RangeError: Index -1 out of bounds for length 4 at line 1"),
+        ("$.list.get('1')", "TypeError: Cannot convert '1' to Java type 'int' at line 1"),
+        ("$.list.get(1.5)", "TypeError: Cannot convert '1.5' to Java type 'int' at line 1"),
+        ("[].get(0)", "TypeError: [].get is not a function at line 1"),
+    ],
+)
+def test_java_method_errors(script: str, message: str) -> None:
+    with pytest.raises(ScriptError) as caught:
+        evaluate(script, {"$": JAVA})
+    assert str(caught.value) == message
 
 
 # ---------------------------------------------------------------------------------------------

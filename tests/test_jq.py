@@ -15,7 +15,7 @@ from translator.definitions.jsonsource import MAX_DEPTH
 from translator.definitions.model import WorkflowDef
 from translator.engine import jq as jq_module
 from translator.engine.javascript import ScriptError
-from translator.engine.jq import CACHE_SIZE, JqError, transform
+from translator.engine.jq import CACHE_SIZE, JqError, conductor_text, transform
 from translator.errors import TranslatorError
 from translator.text import REASON_LIMIT
 
@@ -152,18 +152,19 @@ def test_strings_round_trip_unicode_and_escapes():
     [
         # JsonJqTransformTest.simpleErrorShouldBeDisplayed (jackson-jq: 'Encountered "<EOF>" at line 1...')
         ("{", {}, "jq: error: syntax error, unexpected end of file at <top-level>, line 1, column 1:"),
-        ("$y", {}, "jq: error: $y is not defined at <top-level>, line 1, column 1:"),
-        (".a |\n  $y", {}, "jq: error: $y is not defined at <top-level>, line 2, column 3:"),
+        ("$y", {}, "Undefined variable: $y"),  # jackson-jq's VariableAccess
+        (".a |\n  $y", {}, "Undefined variable: $y"),
+        ("$x + $y", {}, "jq: error: $x is not defined at <top-level>, line 1, column 1:"),
         ("def f: 1;", {}, 'jq: error: Top-level program not given (try ".")'),
-        ("nosuchfunction(1)", {}, "jq: error: nosuchfunction/1 is not defined at <top-level>, line 1"),
-        (".a.b", {"a": 1}, 'Cannot index number with string ("b")'),
+        ("nosuchfunction(1)", {}, "Function nosuchfunction/1 does not exist"),  # jackson-jq's FunctionCall
+        (".a.b", {"a": 1}, 'Cannot index number with string "b"'),
         ('.a + "x"', {"a": 1}, 'number (1) and string ("x") cannot be added'),
         ('error("boom")', {}, "boom"),
         ('1, error("after one output")', {}, "after one output"),
         ('error({"a": [1, 2]})', {}, '{"a":[1,2]}'),
         ("error(null)", {}, "null"),
         ("input", {}, "break"),
-        ("[1, 2] | sort_by(.x)", {}, 'Cannot index number with string ("x")'),
+        ("[1, 2] | sort_by(.x)", {}, 'Cannot index number with string "x"'),
         ("[" + deep(MAX_DEPTH) + "]", {}, TOO_DEEP),
         (deep(100_000), {}, TOO_DEEP),  # far beyond what the bindings could convert without crashing
     ],
@@ -176,13 +177,65 @@ def test_a_failing_query_raises_jq_message_as_reason_and_error_output(query, dat
 
 
 def test_compile_errors_quote_the_offending_line_with_jq_caret():
-    error = failure("[1,\n .b | $nope]")
+    error = failure("[1,\n .b | ]")
     assert str(error) == (
-        "jq: error: $nope is not defined at <top-level>, line 2, column 7:\n"
-        "     .b | $nope]\n"
-        "          ^^^^^\n"
+        "jq: error: syntax error, unexpected ']' at <top-level>, line 2, column 7:\n"
+        "     .b | ]\n"
+        "          ^\n"
         "jq: 1 compile error"
     )
+
+
+# jackson-jq 0.0.13's texts (ResolvedStringFieldAccess, ResolvedIndexFieldAccess, BracketFieldAccess,
+# ResolvedRangeFieldAccess, ResolvedAllFieldAccess, FunctionCall, VariableAccess) for C jq's errors.
+@pytest.mark.parametrize(
+    ("query", "data", "message"),
+    [
+        (".in1.array", {"in1": "a"}, 'Cannot index string with string "array"'),  # JsonJQTransformSpec
+        ('.x | .["a\\"b é"]', {"x": [1]}, 'Cannot index array with string "a"b é"'),
+        (".x.a", {"x": True}, 'Cannot index boolean with string "a"'),
+        (".x[0]", {"x": {}}, "Cannot index object with number"),
+        (".x[1.5]", {"x": "s"}, "Cannot index string with number"),
+        (".x[null]", {"x": {}}, "Cannot index object with null"),
+        (".x[[1]]", {"x": {}}, "Cannot index object with array"),
+        (".x[1:2]", {"x": {}}, "Cannot index object with object"),
+        (".x[]", {"x": 1}, "Cannot iterate over number"),
+        (".x[]", {}, "Cannot iterate over null"),
+        (".x | keys[] | .[]", {"x": {"k": 1}}, "Cannot iterate over string"),
+        ("nosuch", {}, "Function nosuch/0 does not exist"),
+        ("if false then $nope else 1 end", {}, "Undefined variable: $nope"),  # jackson-jq: 1
+    ],
+)
+def test_errors_read_as_jackson_jq_writes_them(query, data, message):
+    error = failure(query, **data)
+    assert (str(error), error.output) == (message, {"error": message})
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        'Cannot index number with string ("abcdefghijklmnopqrstuvwx...")',  # C jq cut the key
+        'Cannot index number with string ("aaaaaaaaaa\\n\\n\\n\\n\\...")',
+        'string ("a") and number (1) cannot be added',
+        "jq: error: $x is not defined at <top-level>, line 1, column 1:\n    $x\n    ^^\njq: error: $y is "
+        "not defined at <top-level>, line 1, column 6:\n    $x + $y\n         ^^\njq: 2 compile errors",
+    ],
+)
+def test_other_messages_stay_c_jqs(message):
+    assert conductor_text(message) == message
+
+
+def test_a_key_that_ends_with_dots_but_was_not_cut():
+    assert (
+        conductor_text('Cannot index number with string ("abc...")')
+        == 'Cannot index number with string "abc..."'
+    )
+    error = failure(".x[.k]", x=1, k="aaaaaaaaaaaaaaaaaaaaaaaaaa")  # 26 bytes + quotes: not cut
+    assert str(error) == 'Cannot index number with string "aaaaaaaaaaaaaaaaaaaaaaaaaa"'
+
+
+def test_a_query_catching_an_error_reads_c_jqs_text():
+    assert run("try (.x | .a) catch .", x=1)["result"] == 'Cannot index number with string ("a")'
 
 
 def test_a_deep_value_raised_as_an_error_fails_with_its_json_text_shortened():

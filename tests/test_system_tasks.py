@@ -11,6 +11,7 @@ import pytest
 from tests.test_decide import Run, plan_of, simple
 from translator.engine.decide import decide
 from translator.engine.system import run_inline, run_lambda, run_set_variable
+from translator.errors import DefinitionError
 
 
 def task(ref: str, kind: str, **params: Any) -> dict[str, Any]:
@@ -113,3 +114,46 @@ def test_a_wait_with_an_unparsable_duration_fails_with_a_clear_reason(tmp_path):
     record = run.by_ref("w")
     assert record["status"] == "FAILED_WITH_TERMINAL_ERROR" and "soon" in record["reasonForIncompletion"]
     assert run.workflow["status"] == "FAILED"
+
+
+def _with_def(entry: dict[str, Any], **taskdef: Any) -> dict[str, Any]:
+    return {**entry, "taskDefinition": {"name": entry["name"], **taskdef}}
+
+
+def test_a_wait_and_a_human_with_retries_are_planned_a_sync_task_with_retries_is_refused(tmp_path):
+    # Conductor retries a WAIT / HUMAN as any task (DeciderService.retry); our sync tasks refuse
+    plan_of(
+        tmp_path, [_with_def(task("w", "WAIT"), retryCount=2), _with_def(task("h", "HUMAN"), retryCount=1)]
+    )
+    with pytest.raises(DefinitionError, match="unsupported-retry"):
+        plan_of(tmp_path, [_with_def(task("n", "NOOP"), retryCount=1)])
+
+
+def test_a_waiting_task_registers_its_task_definitions_timeouts(tmp_path):
+    # timeoutSeconds for both (not ALERT_ONLY); responseTimeoutSeconds only for a HUMAN (Conductor's
+    # system task executor refreshes a waiting WAIT before it could pass)
+    limits = {"timeoutSeconds": 5, "responseTimeoutSeconds": 2, "timeoutPolicy": "RETRY"}
+    run = Run(
+        plan_of(
+            tmp_path,
+            [
+                {
+                    "name": "f",
+                    "taskReferenceName": "f",
+                    "type": "FORK_JOIN",
+                    "forkTasks": [
+                        [_with_def(task("w", "WAIT", duration="1 minutes"), **limits)],
+                        [_with_def(task("h", "HUMAN"), **limits)],
+                        [_with_def(task("a", "WAIT"), **{**limits, "timeoutPolicy": "ALERT_ONLY"})],
+                    ],
+                },
+                {"name": "j", "taskReferenceName": "j", "type": "JOIN", "joinOn": ["w", "h", "a"]},
+            ],
+        )
+    )
+    transition = decide(run.plan, {**run.workflow, "status": "RUNNING"}, [])
+    due = {(d.kind, d.ref): at for d, at in transition.change.add if d.ref in ("w", "h", "a")}
+    started = {r["referenceTaskName"]: r["startTime"] for r in transition.change.records.values()}
+    assert set(due) == {("wait", "w"), ("wait_timeout", "w"), ("wait_timeout", "h"), ("wait_response", "h")}
+    assert due[("wait_timeout", "w")] == started["w"] + 5000
+    assert due[("wait_response", "h")] == started["h"] + 2000

@@ -25,7 +25,10 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
+
+from jsonpath_ng import jsonpath as jsonpath_ast
 
 from translator.definitions import jsonpath
 from translator.definitions.issues import clip
@@ -50,6 +53,7 @@ ENV_ALLOWLIST_VARIABLE = "TRANSLATOR_EXPRESSION_ENV"
 _UNSUPPORTED_PREFIXES = ("workflow.env.", "workflow.secrets.", "$.workflow.env.", "$.workflow.secrets.")
 MAX_EXPRESSION_NESTING = 16
 _BRACES = re.compile(r"[{}]")
+_MISSING = object()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,6 +138,12 @@ def expressions_in(text: str) -> Iterator[Expression]:
         scanned = close + 1
 
 
+@lru_cache(maxsize=8192)
+def _expressions(text: str) -> tuple[Expression, ...]:
+    """:func:`expressions_in` of a text, scanned once per process (templates repeat)."""
+    return tuple(expressions_in(text))
+
+
 def _closing_braces(text: str) -> dict[int, int]:
     """Index of every ``{`` -> index of its matching ``}`` (nesting counted), in one pass."""
     closing: dict[int, int] = {}
@@ -179,7 +189,7 @@ class _Resolver:
         return copy_json(template)
 
     def string(self, text: str, level: int = 0) -> Any:
-        found = list(expressions_in(text))
+        found = _expressions(text)
         if len(found) == 1 and found[0].start == 0 and found[0].end == len(text):
             return self.evaluate(found[0], level + 1)
         if not found:
@@ -216,7 +226,45 @@ class _Resolver:
                 f"${{{name}}}: workflow.env and workflow.secrets expressions are not supported; "
                 f"pass the value in the workflow input instead"
             )
-        return jsonpath.read(path, self.document)
+        fields = _field_chain(path)
+        if fields is None:
+            return jsonpath.read(path, self.document)
+        value = self.document
+        for name in fields:  # as jsonpath-ng's Fields.find reads each name
+            try:
+                value = value.get(name, _MISSING)
+            except (TypeError, AttributeError):
+                return None
+            if value is _MISSING:
+                return None
+        return value
+
+
+@lru_cache(maxsize=8192)
+def _field_chain(path: str) -> tuple[str, ...] | None:
+    """The names of a path that only reads one object field after another (``a.output.b``,
+    ``$['a'].b``), read without jsonpath-ng's matching; None for any other path (or a bad one)."""
+    if jsonpath_ast.auto_id_field is not None:
+        return None
+    try:
+        compiled = jsonpath.compile_path(path)
+    except jsonpath.PathSyntaxError:
+        return None
+    if compiled.length:
+        return None
+    names: list[str] = []
+    node = compiled.expression
+    while type(node) is jsonpath_ast.Child:
+        field = node.right
+        if type(field) is not jsonpath_ast.Fields or len(field.fields) != 1:
+            return None
+        if getattr(field, "_deprecated_wildcard_use", False):
+            return None
+        names.append(field.fields[0])
+        node = node.left
+    if type(node) is not jsonpath_ast.Root or not names:
+        return None
+    return tuple(reversed(names))
 
 
 def resolve(
@@ -324,6 +372,18 @@ def first_segment(path: str) -> str:
     return re.split(r"[.\[]", text, maxsplit=1)[0].strip()
 
 
+@lru_cache(maxsize=8192)
+def _names_in(text: str) -> frozenset[str] | None:
+    """:func:`referenced_names` of one string."""
+    names: set[str] = set()
+    for expr in expressions_in(text):
+        body = expr.body.strip()
+        if "${" in body:
+            return None
+        names.add(first_segment(body))
+    return frozenset(names)
+
+
 def referenced_names(value: Any) -> set[str] | None:
     """The first names the ``${...}`` expressions in ``value`` read (task references, ``workflow``),
     or None when an expression builds its path at run time (a nested ``${``): then anything may be
@@ -335,11 +395,10 @@ def referenced_names(value: Any) -> set[str] | None:
         if isinstance(item, str):
             if "${" not in item:
                 continue
-            for expr in expressions_in(item):
-                body = expr.body.strip()
-                if "${" in body:
-                    return None
-                names.add(first_segment(body))
+            found = _names_in(item)
+            if found is None:
+                return None
+            names.update(found)
         elif isinstance(item, dict):
             stack.extend(item.values())
             stack.extend(k for k in item if isinstance(k, str) and "${" in k)

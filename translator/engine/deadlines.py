@@ -4,6 +4,10 @@ Each is registered in the state store by the write that creates its reason (an a
 started, a workflow created or ended) and dropped by the write that ends it. A deadline names the
 record it was set for by a token (its scheduledTime, startTime or createTime), so a handler finds a
 changed record and does nothing.
+
+Kinds of a WAIT / HUMAN attempt: ``wait`` (its time passes), ``wait_timeout`` (its TaskDef's
+timeoutSeconds), ``wait_response`` (a HUMAN's responseTimeoutSeconds), ``wake`` (a retry whose
+delay is over starts waiting).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from translator.engine.plan import Plan, Step
+from translator.engine.plan import Plan, Step, Wait
 from translator.store.state import Deadline, Due
 
 DEFAULT_PARK_AFTER = 300  # seconds: longer delays wait in the store, not in the broker (see wake)
@@ -85,8 +89,14 @@ def wake_deadline(record: Mapping[str, Any], resend_after: float = 0) -> Due:
 def workflow_deadline(workflow: Mapping[str, Any], plan: Plan) -> Due | None:
     if plan.timeout_seconds <= 0:
         return None
-    token = int(workflow["createTime"])
+    token = timeout_base(workflow)
     return Deadline("workflow", workflow["workflowId"], token=token), token + plan.timeout_seconds * 1000
+
+
+def timeout_base(workflow: Mapping[str, Any]) -> int:
+    """Where a workflow's timeoutSeconds counts from: its last retry or resume, else its creation
+    (DeciderService.checkWorkflowTimeout)."""
+    return int(workflow.get("lastRetriedTime") or 0) or int(workflow["createTime"])
 
 
 def failure_deadline(wf_id: str) -> Deadline:
@@ -138,6 +148,49 @@ def child_deadline(record: Mapping[str, Any]) -> Due:
 def wait_deadline(record: Mapping[str, Any], until_ms: int) -> Due:
     """A WAIT task's time passes: the sweeper completes it (if it is still waiting)."""
     return _deadline("wait", record, int(record["scheduledTime"])), until_ms
+
+
+def wait_timeout_deadline(record: Mapping[str, Any], node: Wait) -> Due | None:
+    """A WAIT / HUMAN attempt's TaskDef timeoutSeconds after it started (plus its startDelay), as
+    DeciderService.checkTaskTimeout measures every task with a definition. None for ALERT_ONLY, which
+    only logs it."""
+    policy = node.policy
+    if policy.timeout_seconds <= 0 or policy.timeout_policy == "ALERT_ONLY" or not record.get("startTime"):
+        return None
+    token = int(record["startTime"])
+    after = policy.timeout_seconds + int(record.get("startDelayInSeconds") or 0)
+    return _deadline("wait_timeout", record, token), token + after * 1000
+
+
+def wait_response_deadline(record: Mapping[str, Any], node: Wait) -> Due | None:
+    """A HUMAN attempt's responseTimeoutSeconds (+ callbackAfterSeconds) after it started, as
+    DeciderService.isResponseTimedOut finds it (nothing updates a HUMAN task meanwhile). None for a
+    WAIT: Conductor's system task executor updates a waiting WAIT at every evaluation, always before
+    responseTimeoutSeconds + callbackAfterSeconds have passed, so it never times out that way."""
+    seconds = node.policy.response_timeout_seconds
+    if node.type != "HUMAN" or seconds <= 0 or not record.get("startTime"):
+        return None
+    token = int(record["startTime"])
+    grace = seconds + int(record.get("callbackAfterSeconds") or 0)
+    return _deadline("wait_response", record, token), token + grace * 1000
+
+
+def waiting_started(record: Mapping[str, Any], node: Wait) -> list[Due]:
+    """The deadlines of a WAIT / HUMAN attempt that became IN_PROGRESS: its time (``waitTimeout``,
+    at the soonest now) and its timeouts."""
+    found: list[Due] = []
+    if record.get("waitTimeout"):
+        found.append(wait_deadline(record, int(record["waitTimeout"])))
+    for due in (wait_timeout_deadline(record, node), wait_response_deadline(record, node)):
+        if due is not None:
+            found.append(due)
+    return found
+
+
+def wait_deadlines(record: Mapping[str, Any], node: Wait) -> list[Deadline]:
+    """Every deadline a WAIT / HUMAN attempt may have registered (dropped when it ends): its wake (a
+    retry waiting for its delay), its time and its timeouts."""
+    return [wake_deadline(record)[0]] + [due[0] for due in waiting_started(record, node)]
 
 
 def parent_deadline(wf_id: str) -> Deadline:

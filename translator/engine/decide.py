@@ -24,6 +24,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from translator.definitions.expressions import (
@@ -34,13 +35,15 @@ from translator.definitions.expressions import (
     resolve,
     resolve_task_input,
 )
+from translator.definitions.tasktypes import WAIT_TYPES
 from translator.engine.deadlines import (
     DEFAULT_PARK_AFTER,
     attempt_deadlines,
     child_deadline,
     parks,
     scheduling_deadlines,
-    wait_deadline,
+    wait_deadlines,
+    waiting_started,
     workflow_deadline,
 )
 from translator.engine.plan import (
@@ -423,6 +426,12 @@ def end(
 def _task_deadlines(plan: Plan, task: Mapping[str, Any]) -> list[Deadline]:
     if task.get("taskType") in ("SUB_WORKFLOW", "START_WORKFLOW"):
         return [child_deadline(task)[0]]
+    if task.get("taskType") in WAIT_TYPES:
+        try:
+            node = plan.node(task["referenceTaskName"])
+        except KeyError:
+            return []
+        return wait_deadlines(task, node) if isinstance(node, Wait) else []
     try:
         step = step_of(plan, task)
     except (KeyError, TranslatorError):
@@ -625,12 +634,19 @@ class _Decider:
             document,
             input_template=step.input_template,
             task_id=task_id,
-            env=allowed_environment(),
+            env=self.env,
         )
 
     def resolve_input(self, params: Mapping[str, Any], task_id: str) -> dict[str, Any]:
+        if not params:
+            return {}
         document = self.document(params)
-        return resolve_task_input(params, document, task_id=task_id, env=allowed_environment())
+        return resolve_task_input(params, document, task_id=task_id, env=self.env)
+
+    @cached_property
+    def env(self) -> dict[str, str]:
+        """The environment variables ``${NAME}`` may read, looked up once per decision."""
+        return allowed_environment()
 
     def finish_record(
         self, record: dict[str, Any], status: TaskStatus, output: Any = None, reason: str | None = None
@@ -658,7 +674,10 @@ class _Decider:
     # -- the walk ------------------------------------------------------------------------------
 
     def run(self) -> Transition:
-        if WorkflowStatus(self.workflow["status"]).terminal:
+        status = WorkflowStatus(self.workflow["status"])
+        if status.terminal or status is WorkflowStatus.PAUSED:
+            # PAUSED (DeciderService.decide): the records an event changed are stored, nothing new is
+            # scheduled and nothing ends; ``lifecycle.resume`` decides again from every record
             return self.transition
         done = False
         for _ in range(MAX_PASSES):
@@ -850,13 +869,13 @@ class _Decider:
             if until is None or until > self.now:  # a past time completes promptly (Conductor)
                 if until is not None:
                     record["waitTimeout"] = until
-                    self.transition.change.add.append(wait_deadline(record, until))
+                self.transition.change.add += waiting_started(record, node)
                 self.put(record)
                 return False
             outcome = Outcome(TaskStatus.COMPLETED, {})
         else:
             outcome = SYNC_TASKS[node.type](data, self.workflow)
-        self.put(record)
+        # created ended (finish_record): the IN_PROGRESS record is never seen outside this decision
         if outcome.variables is not None:
             self.workflow = {**self.workflow, "variables": outcome.variables}
             self.transition.change.update["variables"] = outcome.variables

@@ -4,7 +4,10 @@ Conductor runs scripts on GraalJS (``ScriptEvaluator``); translator runs them on
 ``mini-racer``, with the same contract:
 
 * ``$`` (any key of ``bindings``) is a global holding a fresh copy of the input, passed as JSON text
-  and parsed by ``JSON.parse`` inside V8 (never spliced into code);
+  and parsed by ``JSON.parse`` inside V8 (never spliced into code); as Conductor binds Java Maps and
+  Lists, its objects and arrays also answer ``get``, ``size``, ``isEmpty``, ``contains`` (arrays) and
+  ``get``, ``getOrDefault``, ``containsKey``, ``containsValue``, ``keySet``, ``values``, ``size``,
+  ``isEmpty`` (objects), non-enumerable;
 * the script runs as a script: its value is the value of its last statement;
 * each call gets a new V8 isolate, so nothing a script defines or mutates is seen by another call;
 * at most :func:`script_timeout` seconds (``TRANSLATOR_SCRIPT_TIMEOUT``, default 4 like Conductor) and
@@ -31,10 +34,11 @@ import asyncio
 import json
 import math
 import os
+import queue
 import re
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from py_mini_racer import (
@@ -72,9 +76,11 @@ MEMORY_VARIABLE = "TRANSLATOR_SCRIPT_MEMORY_MB"
 _LONG_MIN = -(2**63)
 _SCRIPT_NAME = "script"  # the script's name in V8 locations; errors in it report their line
 _LOCATION = re.compile(r"(?P<where>[^\n]*?):(?P<line>\d+): (?P<message>[^\n]*)")
+_SCRIPT_FRAME = re.compile(rf"^\s+at (?:.*\()?{_SCRIPT_NAME}:(?P<line>\d+):\d+\)?$", re.MULTILINE)
 _GAP = re.compile(r"(?:\s|//[^\n]*|/\*.*?\*/)*", re.DOTALL)  # whitespace and comments
 _STRING = re.compile(r"'(?:[^'\\\n]|\\.)*'" + r'|"(?:[^"\\\n]|\\.)*"', re.DOTALL)
 _CONTINUES = tuple(".[(+-*/%<>=!&|?,`")  # a string literal followed by one of these is not a directive
+_CANCEL_WAIT = 1.0  # seconds to wait for a timed-out script's end once V8 was told to stop it
 
 
 class ScriptError(TranslatorError):
@@ -130,13 +136,13 @@ def evaluate(script: str, bindings: Mapping[str, Any], *, timeout: float | None 
     if not seconds > 0:
         raise UsageError(f"a script timeout must be positive, got {seconds!r}")
     _check_text(script)
-    try:
-        bindings_json = json.dumps(dict(bindings), allow_nan=False)  # ASCII: lone surrogates survive
+    try:  # ASCII: lone surrogates survive
+        call = json.dumps([MAX_DEPTH, _SCRIPT_NAME, script, dict(bindings)], allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
         raise ScriptError(_one_line(f"the script's input is not JSON: {exc}")) from None
     with _Isolates.take(seconds) as isolate:
         try:
-            result = isolate.run(bindings_json, script, _SCRIPT_NAME, MAX_DEPTH, timeout_sec=seconds)
+            result = isolate.call(call, seconds)
         except MiniRacerBaseException as exc:
             isolate.reusable = False  # a script that threw may have left anything behind
             raise _script_error(exc, seconds, isolate.racer, script) from None
@@ -220,12 +226,95 @@ _RUNNER = r"""
   const ownKeys = Reflect.ownKeys, describe = Object.getOwnPropertyDescriptor;
   const define = Object.defineProperty, freeze = Object.freeze, protoOf = Object.getPrototypeOf;
 
+  // Conductor binds its input as Java Maps and Lists (GraalJS host objects): the input's objects and
+  // arrays also answer the java.util.Map / List methods below (non-enumerable, on their prototypes;
+  // what a script creates stays plain). Frozen with the intrinsics.
+  const setProto = Object.setPrototypeOf, hasOwn = Object.hasOwn, createFrom = Object.create;
+  const listProto = createFrom(Array.prototype), mapProto = createFrom(Object.prototype);
+  function javaEquals(a, b) {  // Java's equals on JSON values: lists and maps by content
+    if (a === undefined) a = null;
+    if (b === undefined) b = null;
+    if (a === b) return true;
+    if (a === null || b === null || typeof a !== "object" || typeof b !== "object") return false;
+    if (isArray(a) !== isArray(b)) return false;
+    const ka = isArray(a) ? null : keys(a), kb = isArray(b) ? null : keys(b);
+    if (ka === null) {
+      if (a.length !== b.length) return false;
+      for (let i = 0; i < a.length; i++) if (!javaEquals(a[i], b[i])) return false;
+      return true;
+    }
+    if (ka.length !== kb.length) return false;
+    for (let i = 0; i < ka.length; i++) {
+      if (!hasOwn(b, ka[i]) || !javaEquals(a[ka[i]], b[ka[i]])) return false;
+    }
+    return true;
+  }
+  function listOf(items) { return setProto(items, listProto); }
+  function methods(proto, table) {
+    for (const name of keys(table)) define(proto, name, {value: table[name], enumerable: false});
+  }
+  methods(listProto, {
+    get(index) {
+      if (typeof index !== "number" || index !== (index | 0)) {
+        throw new TypeError("Cannot convert '" + toString(index) + "' to Java type 'int'");
+      }
+      if (index < 0 || index >= this.length) {
+        throw new RangeError("Index " + index + " out of bounds for length " + this.length);
+      }
+      return this[index];
+    },
+    size() { return this.length; },
+    isEmpty() { return this.length === 0; },
+    contains(item) {
+      for (let i = 0; i < this.length; i++) if (javaEquals(this[i], item)) return true;
+      return false;
+    },
+  });
+  methods(mapProto, {
+    get(key) { return typeof key === "string" && hasOwn(this, key) ? this[key] : null; },
+    getOrDefault(key, fallback) {
+      if (typeof key === "string" && hasOwn(this, key)) return this[key];
+      return fallback === undefined ? null : fallback;
+    },
+    containsKey(key) { return typeof key === "string" && hasOwn(this, key); },
+    containsValue(value) {
+      const names = keys(this);
+      for (let i = 0; i < names.length; i++) if (javaEquals(this[names[i]], value)) return true;
+      return false;
+    },
+    keySet() { return listOf(keys(this)); },
+    values() {
+      const names = keys(this), out = [];
+      for (let i = 0; i < names.length; i++) out[i] = this[names[i]];
+      return listOf(out);
+    },
+    size() { return keys(this).length; },
+    isEmpty() { return keys(this).length === 0; },
+  });
+  function adopt(root) {  // the input's containers get the Java methods
+    const stack = [root];
+    while (stack.length) {
+      const value = stack.pop();
+      if (value === null || typeof value !== "object") continue;
+      if (isArray(value)) {
+        setProto(value, listProto);
+        for (let i = 0; i < value.length; i++) stack.push(value[i]);
+      } else {
+        setProto(value, mapProto);
+        const names = keys(value);
+        for (let i = 0; i < names.length; i++) stack.push(value[names[i]]);
+      }
+    }
+    return root;
+  }
+
   // The isolate serves many scripts: the intrinsics are frozen (a script cannot change what the next
   // one sees), and after each script the global object is put back as it is now.
   const initial = new Map();
   for (const name of ownKeys(global)) initial.set(name, describe(global, name));
   const seen = new Set(), todo = [];
   for (const d of initial.values()) todo.push(d.value, d.get, d.set);
+  todo.push(listProto, mapProto);
   while (todo.length) {
     const v = todo.pop();
     const kind = typeof v;
@@ -308,14 +397,16 @@ _RUNNER = r"""
   }
 
   let maxDepth = 0, tooDeep = "";
-  // The result's JSON text, after "+" (the isolate may serve the next script) or "-" (it may not).
-  return function run(bindingsJson, script, name, depthLimit) {
+  // Called with the JSON text of [depthLimit, name, script, bindings] as `this` (one value crosses
+  // into V8 per call). Returns the result's JSON text, after "+" (the isolate may serve the next
+  // script) or "-" (it may not).
+  return function run() {
+    const [depthLimit, name, script, bindings] = parse(this);
     maxDepth = depthLimit;
     tooDeep = "the script's result is nested deeper than " + depthLimit +
       " arrays/objects (or refers to itself)";
-    const bindings = parse(bindingsJson);
     const names = keys(bindings);
-    for (let i = 0; i < names.length; i++) global[names[i]] = bindings[names[i]];
+    for (let i = 0; i < names.length; i++) global[names[i]] = adopt(bindings[names[i]]);
     const text = convert(indirectEval(script + "\n//# sourceURL=" + name), 1);
     return (reset() ? "+" : "-") + text;
   };
@@ -350,7 +441,15 @@ os.register_at_fork(after_in_child=_Loop.after_fork)
 
 
 class _Isolate:
-    """A V8 isolate with the runner compiled in it, kept for the next script while ``reusable``."""
+    """A V8 isolate with the runner compiled in it, kept for the next script while ``reusable``.
+
+    It is set up through mini-racer's API (on the engine's asyncio loop); a script is run by
+    :meth:`call` straight from the calling thread, which crosses to V8's thread once and back. (A
+    call through the API hops to the loop's thread, then to V8's once per argument, per handle and
+    for the call: about 0.3 ms where this takes 0.1.) :meth:`call` uses mini-racer 0.14's native
+    calls and its queue of results of uncancelable tasks, which nothing else uses for this isolate:
+    only the thread holding the isolate calls it (``_Isolates``).
+    """
 
     def __init__(self, seconds: float) -> None:
         self.pid = os.getpid()
@@ -360,9 +459,31 @@ class _Isolate:
         try:
             self.racer.set_hard_memory_limit(memory_limit())
             self.run = self.racer.eval(_RUNNER, timeout_sec=seconds)
+            self._no_arguments = self.racer.eval("[]")
         except BaseException:
             self.close()
             raise
+        self._context = self.racer._ctx
+        self._results: queue.Queue[Any] = self._context._non_cancelable_mr_task_results_queue
+
+    def call(self, call_json: str, seconds: float) -> Any:
+        """The runner's value for ``call_json`` (its ``this``); raises mini-racer's exceptions, and
+        JSTimeoutException after ``seconds`` (the call is then terminated)."""
+        context = self._context
+        native, handle = context._dll, context._ctx
+        this = context._python_to_value_handle(call_json)
+        function = context._python_to_value_handle(self.run)
+        arguments = context._python_to_value_handle(self._no_arguments)
+        task = native.mr_call_function(handle, function.raw, this.raw, arguments.raw, 0)
+        try:
+            result = self._results.get(timeout=seconds)
+        except queue.Empty:
+            self.reusable = False
+            native.mr_cancel_task(handle, task)
+            with suppress(queue.Empty):
+                self._results.get(timeout=_CANCEL_WAIT)  # the terminated call's result
+            raise JSTimeoutException from None
+        return context._value_handle_to_python(result)
 
     def close(self) -> None:
         self.reusable = False
@@ -455,10 +576,14 @@ def _message(text: str, script: str) -> str:
     if found is None:
         return _one_line(text.strip().split("\n", 1)[0] or "script failed")
     message = found["message"] or "script failed"
-    if found["where"] == "translator-runner":  # raised while converting the result
-        return _one_line(message.removeprefix("RangeError: "))
+    reported = found["line"]
+    if found["where"] == "translator-runner":
+        caller = _SCRIPT_FRAME.search(text)  # a Java method of the input, called by the script
+        if caller is None:  # raised while converting the result
+            return _one_line(message.removeprefix("RangeError: "))
+        reported = caller["line"]
     # An error at the end of input is reported on the line evaluate() appends (the sourceURL comment).
-    line = min(int(found["line"]), script.count("\n") + 1)
+    line = min(int(reported), script.count("\n") + 1)
     return _one_line(f"{message} at line {line}")
 
 

@@ -8,8 +8,12 @@ Contract (``JsonJqTransform.start``):
   ``resultList`` = every value, in order;
 * no ``queryExpression`` (absent or null): FAILED, reason ``Missing 'queryExpression' in input
   parameters``, nothing in the output;
-* a query that does not compile or fails while running: FAILED; the reason is jq's own message, with no
-  prefix, and the output holds the same text under ``error`` (:attr:`JqError.output`);
+* a query that does not compile or fails while running: FAILED; the reason is the engine's message, with
+  no prefix, and the output holds the same text under ``error`` (:attr:`JqError.output`). C jq's texts
+  of the errors jackson-jq 0.0.13 (Conductor's) reports alike are written as jackson-jq writes them
+  (:func:`conductor_text`): ``Cannot index string with string "a"``, ``Cannot index object with
+  number``, ``Cannot iterate over number``, ``Function foo/0 does not exist``, ``Undefined variable:
+  $x``;
 * numbers (jackson-jq ``asNumericNode`` and ``extractBody``): integral values within a Java long are
   ints, every other number a float.
 
@@ -17,8 +21,14 @@ Compiled queries are cached per text, at most :data:`CACHE_SIZE` (Conductor: 100
 
 Deliberate differences:
 
-* messages are C jq's (``syntax error, unexpected end of file at <top-level>, line 1, column 1``), not
-  jackson-jq's (``Encountered "<EOF>" at line 1, column 1``);
+* other messages are C jq's: syntax errors (``jq: error: syntax error, unexpected end of file at
+  <top-level>, line 1, column 2`` where jackson-jq's parser writes ``Encountered "<EOF>" at line 1,
+  column 1. Was expecting one of: ...``), type errors (``string ("a") and number (1) cannot be
+  added``: jackson-jq writes the values its own way), an index key C jq cut to its first bytes
+  (``"aaaa..."``), and the message a query reads in ``try ... catch``;
+* C jq checks names when the query compiles: an undefined function or variable fails the task even in
+  a branch that does not run (jackson-jq fails only when it runs into it), and the functions only C jq
+  has (``getpath``, ``setpath``, ``todate``, ``tostream``...) work;
 * jq computes with doubles (numbers passed through keep their text: ``1.0`` stays a float, a long stays
   exact): a computed integer beyond 2**53 loses precision where jackson-jq's long arithmetic may not; a
   number beyond a double's range is the largest double (jq's ``infinite``);
@@ -37,6 +47,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from functools import lru_cache
 from typing import Any
@@ -47,13 +58,25 @@ from translator.definitions.jsonsource import depth_message, too_deep
 from translator.engine.javascript import ScriptError
 from translator.text import REASON_LIMIT, shorten
 
-__all__ = ["CACHE_SIZE", "QUERY_PARAMETER", "JqError", "transform"]
+__all__ = ["CACHE_SIZE", "QUERY_PARAMETER", "JqError", "conductor_text", "transform"]
 
 QUERY_PARAMETER = "queryExpression"
 CACHE_SIZE = 1000  # compiled queries kept, Conductor's Caffeine maximumSize
 _LONG_MIN, _LONG_LIMIT = -(2**63), 2**63
 _LONG_DIGITS = len(str(_LONG_MIN))
 _TOO_DEEP = f"a value the query outputs is {depth_message()}"
+# C jq's messages (jq 1.8) of the errors jackson-jq reports alike. C jq quotes the value it could not
+# use, cut to 29 bytes (ending with ...") when longer.
+_KIND = r"(?P<kind>null|boolean|number|string|array|object)"
+_CANNOT_INDEX = re.compile(
+    rf"Cannot index {_KIND} with (?P<key>null|boolean|number|string|array|object) \((?P<value>.*)\)",
+    re.DOTALL,
+)
+_CANNOT_ITERATE = re.compile(rf"Cannot iterate over {_KIND} \(.*\)", re.DOTALL)
+_NOT_DEFINED = re.compile(
+    r"jq: error: (?P<name>\$[\w:]+|[\w:]+/\d+) is not defined at [^\n]*\n.*\njq: 1 compile error", re.DOTALL
+)
+_CUT = 26  # a quoted value of this many UTF-8 bytes or more that ends with ..." may have been cut
 
 # The user's query runs inside this frame: env/$ENV are empty, and every value leaves jq as JSON text
 # (jq's dumper keeps number literals, 1.0 stays a float, and it is safe at any depth, where the bindings'
@@ -93,7 +116,7 @@ def transform(query: str | None, data: Any) -> dict[str, Any]:
     try:
         texts = program.input_text(text).all()
     except ValueError as exc:
-        raise _failure(str(exc)) from None
+        raise _failure(conductor_text(str(exc))) from None
     results = [_output(item) for item in texts]
     return {"result": results[0] if results else None, "resultList": results}
 
@@ -108,7 +131,30 @@ def _compile(query: str) -> Any:
     try:
         return _program(query)
     except ValueError as exc:  # jq's compile errors; UnicodeEncodeError for a lone surrogate
-        raise _failure(str(exc)) from None
+        raise _failure(conductor_text(str(exc))) from None
+
+
+def conductor_text(message: str) -> str:
+    """C jq's ``message`` as jackson-jq 0.0.13 writes the same error, when they correspond exactly
+    (``ResolvedStringFieldAccess``, ``ResolvedIndexFieldAccess``, ``BracketFieldAccess``,
+    ``ResolvedAllFieldAccess``, ``FunctionCall``, ``VariableAccess``); any other message as it is."""
+    if found := _CANNOT_INDEX.fullmatch(message):
+        if found["key"] != "string":
+            return f"Cannot index {found['kind']} with {found['key']}"
+        value = found["value"]
+        if value.endswith('..."') and len(value.encode()) >= _CUT:
+            return message  # the key may have been cut
+        try:
+            key = json.loads(value)
+        except ValueError:
+            return message
+        return f'Cannot index {found["kind"]} with string "{key}"' if isinstance(key, str) else message
+    if found := _CANNOT_ITERATE.fullmatch(message):
+        return f"Cannot iterate over {found['kind']}"
+    if found := _NOT_DEFINED.fullmatch(message):
+        name = found["name"]
+        return f"Undefined variable: {name}" if name.startswith("$") else f"Function {name} does not exist"
+    return message
 
 
 def _failure(message: str) -> JqError:

@@ -263,7 +263,8 @@ class System:
 @dataclass(frozen=True, slots=True)
 class Wait:
     """WAIT (until its ``duration`` or ``until`` passes, else until completed from outside) or
-    HUMAN (until completed from outside): IN_PROGRESS with no message in flight."""
+    HUMAN (until completed from outside): IN_PROGRESS with no message in flight. Its TaskDef's
+    timeoutSeconds (HUMAN: also responseTimeoutSeconds) times it out; retries make new records."""
 
     ref: str
     name: str
@@ -605,7 +606,9 @@ class _Planner:
             return Terminate(ref, name, kind, params)
         if kind in SYNC_SYSTEM_TYPES or kind in WAIT_TYPES:
             policy = Policy.of(task, _system_taskdef(task, self.bundle))
-            if policy.retry_count > 0:
+            # WAIT and HUMAN are retried as any task (a new record waits again); a sync task's
+            # retries are not run
+            if policy.retry_count > 0 and kind in SYNC_SYSTEM_TYPES:
                 self.problems.append(
                     error(
                         f"{ptr}/retryCount" if task.retryCount else ptr,

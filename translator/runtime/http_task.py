@@ -14,15 +14,18 @@ map each name to the list of its values, ``reasonPhrase`` is the standard phrase
 the body is parsed as Conductor's ``HttpTask.extractBody`` does (an object or array as JSON, a number
 as a float, any other JSON value as its text, anything else as the raw text; none when empty).
 
-Failures:
+Failures (``HttpTask.start``; the task's reason is the exception's text, its output ``output``):
 
-* a status outside 2xx raises :class:`HttpTaskFailed` with Conductor's reason (for 4xx/5xx, Spring's
-  ``"404 Not Found on GET request for "<url without query>": "<body>"``); its ``output`` is the response
-  output above. (Conductor then sets ``response`` to the exception text; translator keeps the
-  response, so that the status and body of an optional HTTP task stay readable.)
+* 4xx/5xx raise :class:`HttpTaskFailed`, network errors and timeouts :class:`HttpTransportError`
+  (retryable), with Conductor's reason ``Failed to invoke HTTP task due to: `` + the exception:
+  ``HttpTask.httpCall`` rethrows Spring's RestClientException as ``new Exception(message)``, so the
+  exception reads ``java.lang.Exception: 404 Not Found on GET request for '<url without query>':
+  "<body>"`` or ``java.lang.Exception: I/O error on GET request for '<url>': <detail>``; the output
+  ``response`` is that exception text, the reason without its prefix (``e.toString()``);
+* a 3xx that is not a followed redirect (304...) raises :class:`HttpTaskFailed` with ``No response
+  from the remote service`` and the response output above, as Conductor keeps it;
 * a refused URL or address raises :class:`translator.net.FetchRefused`, an input Conductor rejects
-  raises :class:`InvalidHttpRequest` (both NonRetryableError: retrying cannot help);
-* network errors and timeouts raise :class:`HttpTransportError` (retryable).
+  raises :class:`InvalidHttpRequest` (both NonRetryableError: retrying cannot help).
 
 Redirects (301, 302, 303, 307, 308) are followed as Conductor's HTTP client (Apache HttpClient 5)
 follows them: 303, and 301/302 after a POST, become a GET without body or request headers; the others
@@ -77,6 +80,7 @@ MISSING_URI = "Missing HTTP URI.  See documentation for HttpTask for required in
 MISSING_METHOD = "No HTTP method specified"
 NO_RESPONSE = "No response from the remote service"
 FAILED_PREFIX = "Failed to invoke HTTP task due to: "
+JAVA_EXCEPTION = "java.lang.Exception: "  # what HttpTask.httpCall rethrows a RestClientException as
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: methods, header names
 _UNSAFE_IN_VALUE = re.compile(r"[\r\n\x00]")
@@ -89,11 +93,17 @@ class InvalidHttpRequest(NonRetryableError):
 
 
 class HttpTransportError(TranslatorError):
-    """The call did not get a response: connection refused or reset, timeout, TLS failure..."""
+    """The call did not get a response: connection refused or reset, timeout, TLS failure...
+    ``output``: Conductor's, ``{"response": <the exception text>}``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.output = {"response": message.removeprefix(FAILED_PREFIX)}
 
 
 class HttpTaskFailed(TranslatorError):
-    """The server answered outside 2xx: the task fails, ``output`` holds the response."""
+    """The server answered outside 2xx: the task fails with ``output`` (Conductor's ``response``: the
+    exception text for 4xx/5xx, the response otherwise)."""
 
     def __init__(self, message: str, output: dict[str, Any]) -> None:
         super().__init__(message)
@@ -364,7 +374,8 @@ def _ms(seconds: float) -> str:
 
 def _transport(method: str, url: str, detail: str) -> HttpTransportError:
     return HttpTransportError(
-        f"{FAILED_PREFIX}I/O error on {method} request for {_shown_url(url)}: {shorten(detail, quote=False)}"
+        f"{FAILED_PREFIX}{JAVA_EXCEPTION}I/O error on {method} request for {_shown_url(url)}: "
+        f"{shorten(detail, quote=False)}"
     )
 
 
@@ -409,13 +420,12 @@ def _outcome(reply: Reply, method: str, url: str) -> dict[str, Any]:
     if 200 <= reply.status < 300:
         return output
     if reply.status >= 400:  # Spring's message for an error status (DefaultResponseErrorHandler)
-        message = (
-            f"{FAILED_PREFIX}{reply.status} {shorten(reply.reason, 100, quote=False)} on {method} request "
+        exception = (
+            f"{JAVA_EXCEPTION}{reply.status} {shorten(reply.reason, 100, quote=False)} on {method} request "
             f"for {_shown_url(url)}: {_quoted_body(text)}"
         )
-    else:
-        message = f"{NO_RESPONSE} (HTTP {reply.status} {phrase} from {_shown_url(url)})"
-    raise HttpTaskFailed(message, output)
+        raise HttpTaskFailed(FAILED_PREFIX + exception, {"response": exception})
+    raise HttpTaskFailed(f"{NO_RESPONSE} (HTTP {reply.status} {phrase} from {_shown_url(url)})", output)
 
 
 def response_headers(headers: list[tuple[str, str]]) -> dict[str, list[str]]:

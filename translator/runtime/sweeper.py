@@ -13,7 +13,11 @@ comes back after a lease, so a sweeper that dies loses nothing) and handles them
 * ``total``: a task still running when its totalTimeoutSeconds is spent is timed out per policy;
 * ``workflow``: the workflow's timeoutSeconds (TIME_OUT_WF: TIMED_OUT, its tasks canceled and
   running ones revoked; ALERT_ONLY: logged);
-* ``wake``: an attempt whose delay was too long for a broker countdown is sent now;
+* ``wake``: an attempt whose delay was too long for a broker countdown is sent now (a retried WAIT
+  starts waiting);
+* ``wait``: a WAIT whose time has passed is completed;
+* ``wait_timeout`` / ``wait_response``: a WAIT / HUMAN still waiting after its TaskDef's
+  timeoutSeconds (a HUMAN: responseTimeoutSeconds) is TIMED_OUT, then retried or failed as any task;
 * ``failure``: a failureWorkflow its workflow's ender did not start is started;
 * ``child``: a SUB_WORKFLOW / START_WORKFLOW's workflow its decider did not start is started;
 * ``parent``: an ended sub-workflow its ender did not report is reported to its parent's task.
@@ -30,11 +34,12 @@ import threading
 import redis
 from celery import Celery
 
+from translator.definitions.tasktypes import WAIT_TYPES
 from translator.engine.compiler import hard_timeout_grace, resend_after, timing_of
 from translator.engine.deadlines import TIMEOUTS_BY_DEADLINE
 from translator.engine.decide import attempt_id, child_start, step_of
 from translator.runtime import step as runtime
-from translator.runtime.complete import wait_over
+from translator.runtime.complete import wait_over, wait_timed_out, wait_wake
 from translator.runtime.dispatch import (
     follow,
     follow_up,
@@ -145,6 +150,8 @@ class Sweeper:
             self._start_child(deadline)
         elif deadline.kind == "wait":
             wait_over(self.app, self.store, deadline.wf, deadline.ref, deadline.token)
+        elif deadline.kind in ("wait_timeout", "wait_response"):
+            wait_timed_out(self.app, self.store, deadline)
         else:
             log.warning("sweeper: unknown deadline kind %r dropped", deadline.kind)
         return None
@@ -177,6 +184,9 @@ class Sweeper:
             return None
         record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
         if record is None or record["status"] != "SCHEDULED" or record["scheduledTime"] != deadline.token:
+            return None
+        if record["taskType"] in WAIT_TYPES:  # a retried WAIT whose delay is over: no message, it waits
+            wait_wake(self.app, self.store, deadline)
             return None
         resend(self.app, self.store, plan, deadline.wf, record)
         return resend_after(self.app)

@@ -49,8 +49,8 @@ def run_system_task(
     if task_type == TaskType.HTTP:
         try:
             return call_http(task_input, allow=fetch_allow())
-        except (HttpTaskFailed, HttpTransportError) as exc:  # Conductor: FAILED, ``response`` = the text
-            raise SystemTaskFailed(str(exc), {"response": str(exc)}) from None
+        except (HttpTaskFailed, HttpTransportError) as exc:  # Conductor: FAILED with its ``response``
+            raise SystemTaskFailed(str(exc), exc.output) from None
     if task_type == TaskType.EVENT:
         if _app is None:
             raise TranslatorError("EVENT tasks need the Celery app (translator.runtime.celery_app.install)")
