@@ -32,8 +32,8 @@ PROJECT_TEXT = "\n".join(
 
 
 def test_services_and_dependencies():
-    assert set(SERVICES) == {"redis", "s3", "s3-init", "worker", "http-worker", "flower", "translator"}
-    for name in ("redis", "s3", "worker", "http-worker", "flower"):
+    assert set(SERVICES) == {"redis", "s3", "s3-init", "worker", "http-worker", "flower", "api", "translator"}
+    for name in ("redis", "s3", "worker", "http-worker", "flower", "api"):
         assert "healthcheck" in SERVICES[name], name
     assert SERVICES["s3-init"]["depends_on"] == {"s3": {"condition": "service_healthy"}}
     worker_deps = SERVICES["worker"]["depends_on"]
@@ -86,7 +86,7 @@ def test_redis_requires_a_password_from_the_environment():
     urls = _redis_urls()
     assert {(service, name) for service, name, _ in urls} == {
         (service, name)
-        for service in ("worker", "http-worker", "flower", "translator")
+        for service in ("worker", "http-worker", "flower", "api", "translator")
         for name in ("CELERY_BROKER_URL", "TRANSLATOR_STATE_URL")
     }
     for service, name, url in urls:
@@ -103,7 +103,7 @@ def _interpolate_all(node: object, env: dict[str, str]) -> object:
 
 
 def test_compose_refuses_to_start_without_a_redis_password():
-    env = {"S3_SECRET_KEY": "s", "FLOWER_BASIC_AUTH": "a:b"}
+    env = {"S3_SECRET_KEY": "s", "FLOWER_BASIC_AUTH": "a:b", "TRANSLATOR_API_TOKEN": "t"}
     with pytest.raises(ValueError, match="REDIS_PASSWORD is missing a value: set REDIS_PASSWORD"):
         _interpolate_all(COMPOSE, env)
     resolved = _interpolate_all(COMPOSE, {**env, "REDIS_PASSWORD": "pw"})
@@ -265,7 +265,8 @@ def test_bucket_init_command_against_a_real_s3_server():
         )
         assert again.stdout.strip() == "bucket made-by-init exists"
         client = s3_client_for(env)
-        assert {b["Name"] for b in client.list_buckets()["Buckets"]} == {"existing", "made-by-init"}
+        # moto keeps its buckets per process: servers started earlier in this process show theirs too
+        assert {"existing", "made-by-init"} <= {b["Name"] for b in client.list_buckets()["Buckets"]}
 
 
 POLICY = ET.parse(ROOT / "docker" / "policy.xml").getroot()
@@ -394,3 +395,13 @@ def test_policy_under_imagemagick(tmp_path):
     for path in ("@file", "/proc", "fd:", "stdin", "/etc"):  # indirect reads, descriptors, system files
         assert seen.pop(path) == "denied by policy", path
     assert seen == {}
+
+
+def test_the_api_needs_a_token_and_is_published_on_loopback_only():
+    api = SERVICES["api"]
+    assert api["command"][:2] == ["translator", "serve"]
+    assert api["environment"]["TRANSLATOR_API_TOKEN"] == "${TRANSLATOR_API_TOKEN:?set TRANSLATOR_API_TOKEN}"
+    assert api["ports"] and all(port.startswith("127.0.0.1:") for port in api["ports"])
+    env = {"S3_SECRET_KEY": "s", "FLOWER_BASIC_AUTH": "a:b", "REDIS_PASSWORD": "pw"}
+    with pytest.raises(ValueError, match="TRANSLATOR_API_TOKEN is missing a value"):
+        _interpolate_all(COMPOSE, env)

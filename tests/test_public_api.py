@@ -11,11 +11,33 @@ import uuid
 import pytest
 
 import translator
-from translator import errors
+from translator import errors, operations
 from translator.definitions import expressions
 from translator.definitions.issues import Issue
 from translator.errors import DefinitionError
 from translator.runtime import workers
+
+OPERATIONS = {  # the pool API (translator.operations) and each function's parameters
+    "load_workflow": ["definition", "taskdefs", "definitions"],
+    "start_workflow": ["workflow", "workflow_input", "correlation_id", "priority", "settings"],
+    "get_workflow": ["workflow_id", "include_tasks", "settings"],
+    "wait_for_workflow": ["workflow_id", "timeout", "settings"],
+    "pause_workflow": ["workflow_id", "settings"],
+    "resume_workflow": ["workflow_id", "settings"],
+    "terminate_workflow": ["workflow_id", "reason", "settings"],
+    "retry_workflow": ["workflow_id", "settings"],
+    "restart_workflow": ["workflow_id", "latest", "settings"],
+    "rerun_workflow": [
+        "workflow_id",
+        "from_task_id",
+        "task_input",
+        "workflow_input",
+        "correlation_id",
+        "settings",
+    ],
+    "skip_task": ["workflow_id", "task_ref", "task_input", "task_output", "settings"],
+    "remove_workflow": ["workflow_id", "settings"],
+}
 
 ERRORS = {
     "TranslatorError": Exception,
@@ -25,6 +47,8 @@ ERRORS = {
     "UsageError": "TranslatorError",
     "BrokerUnavailable": "TranslatorError",
     "WorkflowNotFound": "TranslatorError",
+    "DefinitionNotFound": "TranslatorError",
+    "ConflictError": "TranslatorError",
     "TaskNotPending": "TranslatorError",
     "NonRetryableError": "TranslatorError",
 }
@@ -32,7 +56,7 @@ ERRORS = {
 
 def test_public_names_are_exactly_all():
     assert sorted(translator.__all__) == sorted(
-        [*ERRORS, "TaskContext", "complete_task", "resolve", "worker_task"]
+        [*ERRORS, *OPERATIONS, "TaskContext", "complete_task", "resolve", "worker_task"]
     )
     assert len(set(translator.__all__)) == len(translator.__all__)
     namespace: dict[str, object] = {}
@@ -49,6 +73,8 @@ def test_each_name_is_the_object_of_its_home_module():
     assert translator.TaskContext is workers.TaskContext
     assert translator.worker_task is workers.worker_task
     assert translator.resolve is expressions.resolve
+    for name in OPERATIONS:
+        assert getattr(translator, name) is getattr(operations, name)
 
 
 def test_documented_signatures():
@@ -64,6 +90,8 @@ def test_documented_signatures():
         "output",
         "reason",
     ]
+    for name, parameters in OPERATIONS.items():
+        assert list(inspect.signature(getattr(translator, name)).parameters) == parameters, name
     fields = [f.name for f in dataclasses.fields(translator.TaskContext)]
     assert fields == [
         "workflow_id",

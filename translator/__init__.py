@@ -8,13 +8,19 @@ Public API (pinned by tests/test_public_api.py):
 * ``resolve(template, document)`` — Conductor's ``${...}`` resolution;
 * ``complete_task(workflow_id, task_ref, status, output)`` — end a HUMAN / WAIT / asyncComplete task
   of a workflow the worker pool runs, from outside;
+* workflows on the worker pool (``translator.operations``, docs/lifecycle.md): ``load_workflow``,
+  ``start_workflow``, ``get_workflow``, ``wait_for_workflow``, ``pause_workflow``, ``resume_workflow``,
+  ``terminate_workflow``, ``retry_workflow``, ``restart_workflow``, ``rerun_workflow``, ``skip_task``,
+  ``remove_workflow``;
 * the error hierarchy (``TranslatorError`` and its subclasses).
 """
 
 from translator.definitions.expressions import resolve
 from translator.errors import (
     BrokerUnavailable,
+    ConflictError,
     DefinitionError,
+    DefinitionNotFound,
     ExpressionError,
     NonRetryableError,
     TaskNotPending,
@@ -22,6 +28,20 @@ from translator.errors import (
     UnsupportedExpression,
     UsageError,
     WorkflowNotFound,
+)
+from translator.operations import (
+    get_workflow,
+    load_workflow,
+    pause_workflow,
+    remove_workflow,
+    rerun_workflow,
+    restart_workflow,
+    resume_workflow,
+    retry_workflow,
+    skip_task,
+    start_workflow,
+    terminate_workflow,
+    wait_for_workflow,
 )
 from translator.runtime.workers import TaskContext, worker_task
 
@@ -45,7 +65,9 @@ def complete_task(
 
 __all__ = [
     "BrokerUnavailable",
+    "ConflictError",
     "DefinitionError",
+    "DefinitionNotFound",
     "ExpressionError",
     "NonRetryableError",
     "TaskContext",
@@ -55,6 +77,18 @@ __all__ = [
     "UsageError",
     "WorkflowNotFound",
     "complete_task",
+    "get_workflow",
+    "load_workflow",
+    "pause_workflow",
+    "remove_workflow",
+    "rerun_workflow",
     "resolve",
+    "restart_workflow",
+    "resume_workflow",
+    "retry_workflow",
+    "skip_task",
+    "start_workflow",
+    "terminate_workflow",
+    "wait_for_workflow",
     "worker_task",
 ]

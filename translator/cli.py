@@ -125,7 +125,14 @@ EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 
 @main.command()
-@click.argument("definition", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("definition", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--registered",
+    default=None,
+    metavar="NAME[:VERSION]",
+    help="Instead of a file: the workflow registered through the REST API (translator serve), latest "
+    "version unless given, with the registered task definitions and sub-workflows (needs the pool).",
+)
 @click.option(
     "--input", "-i", "input_source", default=None, metavar="FILE|-", help="Workflow input (a JSON object)."
 )
@@ -135,8 +142,13 @@ EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 @click.option("--no-wait", is_flag=True, help="Print the workflow id and return (needs a broker).")
 @click.option("--timeout", type=float, default=None, help="Give up waiting after this many seconds.")
 @click.option("--concurrency", type=int, default=4, show_default=True, help="Threads of the embedded worker.")
+@click.option("--correlation-id", default=None, help="The workflow's correlationId (searchable).")
+@click.option(
+    "--priority", type=click.IntRange(0, 99), default=0, show_default=True, help="The workflow's priority."
+)
 def run(
-    definition: Path,
+    definition: Path | None,
+    registered: str | None,
     input_source: str | None,
     taskdefs: tuple[Path, ...],
     definitions: tuple[Path, ...],
@@ -144,6 +156,8 @@ def run(
     no_wait: bool,
     timeout: float | None,
     concurrency: int,
+    correlation_id: str | None,
+    priority: int,
 ) -> None:
     """Run the workflow DEFINITION and print its output as JSON.
 
@@ -163,9 +177,16 @@ def run(
     from translator.runner import open_session, prepare, submit, wait
     from translator.settings import Settings
 
-    plan = prepare(definition, list(taskdefs), list(definitions))
-    workflow_input = _read_input(input_source) if input_source else {}
     settings = Settings.from_env()
+    if (definition is None) == (registered is None):
+        raise UsageError("give either a DEFINITION file or --registered NAME[:VERSION]")
+    if definition is not None:
+        plan = prepare(definition, list(taskdefs), list(definitions))
+    else:
+        from translator.runner import registered_plan
+
+        plan = registered_plan(str(registered), settings)
+    workflow_input = _read_input(input_source) if input_source else {}
     embedded = settings.broker_url is None
     if embedded:  # failures show in the progress lines, not as tracebacks
         logging.getLogger("translator").setLevel(logging.ERROR)
@@ -179,7 +200,7 @@ def run(
             gc.freeze()  # what start-up made stays: collections never examine it again
             gc.enable()
             _phase("ready")
-            wf_id = submit(session, plan, workflow_input)
+            wf_id = submit(session, plan, workflow_input, correlation_id=correlation_id, priority=priority)
             if no_wait:
                 click.echo(wf_id)
                 return
@@ -344,6 +365,73 @@ def status(workflow_id: str, with_tasks: bool) -> None:
     click.echo(json.dumps(execution, indent=2))
 
 
+_STATUS_CHOICE = click.Choice(["RUNNING", "PAUSED", "COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED"])
+
+
+@main.command("list")
+@click.option("--name", "names", multiple=True, help="Workflow name (repeatable: any of them).")
+@click.option("--status", "statuses", multiple=True, type=_STATUS_CHOICE, help="Status (repeatable).")
+@click.option("--correlation-id", "correlation_id", default=None, help="Correlation id.")
+@click.option(
+    "--since",
+    default=None,
+    metavar="T",
+    help="Started at or after T: ISO date/time, epoch ms, or ago (1h, 7d).",
+)
+@click.option(
+    "--limit", type=click.IntRange(0, 1000), default=20, show_default=True, help="At most this many."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print Conductor's SearchResult of WorkflowSummary.")
+def list_command(
+    names: tuple[str, ...],
+    statuses: tuple[str, ...],
+    correlation_id: str | None,
+    since: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List executions in the pool's Redis state store, newest first (docs/search.md)."""
+    import redis
+
+    from translator.errors import BrokerUnavailable
+    from translator.runner import status_store
+    from translator.store.search import find, parse_time
+    from translator.store.state import Criteria, safe_url
+
+    criteria = Criteria(
+        names=frozenset(names) or None,
+        statuses=frozenset(statuses) or None,
+        correlation_ids=frozenset({correlation_id}) if correlation_id is not None else None,
+        start_min=parse_time(since) if since is not None else None,
+    )
+    store = status_store()
+    try:
+        found = find(store, criteria, size=limit)
+    except redis.RedisError as exc:
+        raise BrokerUnavailable(f"cannot read the state store {safe_url(store.url)}: {exc}") from None
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    rows = [("WORKFLOW ID", "NAME", "VERSION", "STATUS", "STARTED", "ENDED", "CORRELATION ID")]
+    for item in found["results"]:
+        started, ended = item.get("startTime", ""), item.get("endTime", "")
+        rows.append(
+            (
+                item["workflowId"],
+                item.get("workflowType", ""),
+                str(item.get("version", "")),
+                item.get("status", ""),
+                started[:19].replace("T", " "),
+                ended[:19].replace("T", " "),
+                item.get("correlationId", ""),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    click.echo(f"{len(found['results'])} of {found['totalHits']} execution(s)", err=True)
+
+
 @main.command("complete-task")
 @click.argument("workflow_id")
 @click.argument("task_ref")
@@ -379,6 +467,167 @@ def complete_task_command(
             raise UsageError("--output must be a JSON object")
     task = complete_task(workflow_id, task_ref, status, output, reason)
     click.echo(json.dumps(task, indent=2))
+
+
+def _json_object(text: str | None, option: str) -> dict | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{option} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{option} must be a JSON object")
+    return value
+
+
+def _done(workflow_id: str, what: str) -> None:
+    click.echo(f"workflow {workflow_id} {what}")
+
+
+@main.command()
+@click.argument("workflow_id")
+def pause(workflow_id: str) -> None:
+    """Pause a running workflow: nothing new is scheduled until it is resumed (running tasks still
+    end). Exit status 1 when it has ended or does not exist."""
+    from translator.operations import pause_workflow
+
+    pause_workflow(workflow_id)
+    _done(workflow_id, "paused")
+
+
+@main.command()
+@click.argument("workflow_id")
+def resume(workflow_id: str) -> None:
+    """Resume a paused workflow."""
+    from translator.operations import resume_workflow
+
+    resume_workflow(workflow_id)
+    _done(workflow_id, "resumed")
+
+
+@main.command()
+@click.argument("workflow_id")
+@click.option("--reason", default=None, help="The workflow's reasonForIncompletion.")
+def terminate(workflow_id: str, reason: str | None) -> None:
+    """Terminate a workflow: TERMINATED, its running tasks canceled and stopped, its sub-workflows
+    terminated; no failure workflow. Refused for a COMPLETED workflow."""
+    from translator.operations import terminate_workflow
+
+    terminate_workflow(workflow_id, reason)
+    _done(workflow_id, "terminated")
+
+
+@main.command()
+@click.argument("workflow_id")
+def retry(workflow_id: str) -> None:
+    """Run an ended workflow again from its failed tasks (each scheduled again as a new attempt)."""
+    from translator.operations import retry_workflow
+
+    retry_workflow(workflow_id)
+    _done(workflow_id, "retried")
+
+
+@main.command()
+@click.argument("workflow_id")
+@click.option(
+    "--latest",
+    "latest",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Run this definition file (the latest definition) instead of the one the workflow ran.",
+)
+@_taskdefs_option
+@_definitions_option
+def restart(
+    workflow_id: str, latest: Path | None, taskdefs: tuple[Path, ...], definitions: tuple[Path, ...]
+) -> None:
+    """Run an ended workflow again from its start: same id, original input, every task removed."""
+    from translator.operations import load_workflow, restart_workflow
+
+    plan = load_workflow(latest, list(taskdefs), list(definitions)) if latest is not None else None
+    restart_workflow(workflow_id, plan)
+    _done(workflow_id, "restarted")
+
+
+@main.command()
+@click.argument("workflow_id")
+@click.option("--from-task", "from_task", default=None, metavar="TASK_ID", help="The taskId to rerun from.")
+@click.option("--task-input", default=None, metavar="JSON", help="That task's new input (a JSON object).")
+@click.option("--input", "workflow_input", default=None, metavar="JSON", help="The workflow's new input.")
+@click.option("--correlation-id", default=None, help="The workflow's new correlationId.")
+def rerun(
+    workflow_id: str,
+    from_task: str | None,
+    task_input: str | None,
+    workflow_input: str | None,
+    correlation_id: str | None,
+) -> None:
+    """Rerun an ended workflow from a task (every task scheduled after it is removed) or, without
+    --from-task, from its start; Conductor's RerunWorkflowRequest."""
+    from translator.operations import rerun_workflow
+
+    rerun_workflow(
+        workflow_id,
+        from_task,
+        task_input=_json_object(task_input, "--task-input"),
+        workflow_input=_json_object(workflow_input, "--input"),
+        correlation_id=correlation_id,
+    )
+    _done(workflow_id, "rerun" + (f" from task {from_task}" if from_task else ""))
+
+
+@main.command("skip-task")
+@click.argument("workflow_id")
+@click.argument("task_ref")
+@click.option("--input", "task_input", default=None, metavar="JSON", help="The skipped task's input.")
+@click.option("--output", "task_output", default=None, metavar="JSON", help="The skipped task's output.")
+def skip_task_command(
+    workflow_id: str, task_ref: str, task_input: str | None, task_output: str | None
+) -> None:
+    """Skip TASK_REF of a running workflow before it is reached: it is SKIPPED and the workflow
+    goes past it."""
+    from translator.operations import skip_task
+
+    skip_task(
+        workflow_id,
+        task_ref,
+        task_input=_json_object(task_input, "--input"),
+        task_output=_json_object(task_output, "--output"),
+    )
+    _done(workflow_id, f"skips {task_ref}")
+
+
+@main.command()
+@click.argument("workflow_id")
+def remove(workflow_id: str) -> None:
+    """Delete an execution from the state store (a running one is terminated first)."""
+    from translator.operations import remove_workflow
+
+    remove_workflow(workflow_id)
+    _done(workflow_id, "removed")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="The port.")
+def serve(host: str, port: int) -> None:
+    """Serve Conductor's REST API (under /api; OpenAPI at /api-docs) for the worker pool
+    (CELERY_BROKER_URL, required). With TRANSLATOR_API_TOKEN set, every /api request needs
+    ``Authorization: Bearer <token>`` (docs/api.md)."""
+    import os
+
+    import uvicorn
+
+    from translator.api.app import TOKEN_ENV, app_from_env
+
+    app = app_from_env()
+    if host not in ("127.0.0.1", "::1", "localhost") and not os.environ.get(TOKEN_ENV):
+        click.echo(
+            f"warning: listening on {host} with no {TOKEN_ENV}: anyone who reaches it can run workflows",
+            err=True,
+        )
+    uvicorn.run(app, host=host, port=port, log_level="info")
 
 
 def run_cli() -> None:

@@ -295,6 +295,27 @@ def read_workflow(workflow_id: str, include_tasks: bool = True) -> dict[str, Any
     return execution
 
 
+def registered_plan(name: str, settings: Settings | None = None) -> Plan:
+    """The plan of the workflow registered (through the REST API) as ``name`` or ``name:version``,
+    validated with every registered definition it may use. Raises DefinitionNotFound,
+    DefinitionError, UsageError."""
+    from translator.store.metadata import MetadataStore
+
+    settings = settings or Settings.from_env()
+    if settings.broker_url is None:
+        raise UsageError(
+            "--registered needs the worker pool: set CELERY_BROKER_URL (definitions live in its Redis)"
+        )
+    base, _, version_text = name.partition(":")
+    try:
+        version = int(version_text) if version_text else None
+    except ValueError:
+        raise UsageError(f"invalid version {version_text!r} in {name!r} (NAME or NAME:VERSION)") from None
+    store = status_store(settings)
+    metadata = MetadataStore(store.client, store.prefix)
+    return build_plan(metadata.bundle(metadata.workflow(base, version)))
+
+
 def status_store(settings: Settings | None = None) -> RedisStore:
     """The Redis store ``translator status`` reads: the pool's (``Settings.status_store_url``)."""
     settings = settings or Settings.from_env()

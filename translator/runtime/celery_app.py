@@ -26,6 +26,8 @@ import redis
 from celery import Celery, Task, signals
 from celery.app.amqp import AMQP
 from celery.exceptions import Reject, Retry
+from celery.worker import state as worker_state
+from celery.worker.control import control_command
 from kombu import Queue
 
 from translator.engine.compiler import (
@@ -296,6 +298,15 @@ def _message_kwargs(message: Any) -> dict[str, Any] | None:
     if isinstance(kwargs, dict) and isinstance(kwargs.get("wf"), str) and isinstance(kwargs.get("ref"), str):
         return kwargs
     return None
+
+
+@control_command(args=[("ids", list)], signature="<ids>")
+def translator_unrevoke(state: Any, ids: list[str]) -> dict[str, str]:
+    """Remote control command: forget the revocation of ``ids`` (a restarted or rerun workflow uses
+    the task ids of its earlier run again; ``translator.runtime.lifecycle``)."""
+    for task_id in ids:
+        worker_state.revoked.discard(task_id)
+    return {"ok": f"{len(ids)} revocation(s) forgotten"}
 
 
 def install(app: Celery) -> None:

@@ -156,7 +156,7 @@ def _child_deadline(store: StateStore, wf_id: str, child: ChildStart) -> list[De
     return [child_deadline(record)[0]] if record is not None else []
 
 
-def stop_workflow(app: Celery, store: StateStore, wf_id: str, reason: str) -> bool:
+def stop_workflow(app: Celery, store: StateStore, wf_id: str, reason: str | None) -> bool:
     """Terminate a running workflow (its tasks canceled, its children terminated); no failureWorkflow
     is started for it, as with Conductor's terminate, but its parent hears of it."""
     transition = terminate(store, wf_id, reason)

@@ -29,6 +29,7 @@ from translator.engine.deadlines import (
     parks,
     response_deadline,
     scheduling_deadlines,
+    timeout_base,
     timeout_deadline,
     total_deadline,
     waiting_deadlines,
@@ -748,7 +749,7 @@ def workflow_timed_out(store: StateStore, deadline: Deadline) -> Transition | No
         plan = plan_of(store, workflow) if workflow is not None else None
         if plan is None or workflow is None or WorkflowStatus(workflow["status"]).terminal:
             return None
-        if int(workflow.get("createTime") or 0) != deadline.token:
+        if workflow.get("createTime") is None or timeout_base(workflow) != deadline.token:
             return None
         elapsed = (now_ms() - deadline.token) // 1000
         reason = (

@@ -184,7 +184,7 @@ def failure_workflow_input(execution: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
-def terminate(store: StateStore, wf_id: str, reason: str) -> Transition | None:
+def terminate(store: StateStore, wf_id: str, reason: str | None) -> Transition | None:
     """End a running workflow as TERMINATED (e.g. it could not be sent); its tasks are canceled.
     Returns the stored transition (its ``revoke`` and ``stop_children`` are the caller's), or None
     when the workflow is not running."""

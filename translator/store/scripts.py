@@ -10,6 +10,8 @@ those fields set and its ``pollCount`` one higher; every write of a record drops
 
 from __future__ import annotations
 
+from translator.status import WorkflowStatus
+
 # Lifetimes. A running workflow's keys have no TTL. ``ended`` runs in the script that ends a workflow:
 # its keys expire in ``ttl`` seconds (never when ttl <= 0), and its plan stops counting it as running.
 # ``<plan>:refs`` is a hash: running workflow id -> 1, and '~until' = when the longest-lived ended
@@ -46,6 +48,17 @@ local function ended(keys, ttl, prefix, wf)
   end
 end
 
+-- An ended workflow runs again (a lifecycle operation): its keys keep no TTL, its plan counts it.
+local function reopened(keys, prefix, wf)
+  for _, key in ipairs(keys) do redis.call('PERSIST', key) end
+  local digest = redis.call('HGET', keys[1], '_plan')
+  if not digest then return end
+  local plan = prefix .. 'plan:' .. cjson.decode(digest)
+  redis.call('HSET', plan .. ':refs', wf, 1)
+  redis.call('PERSIST', plan)
+  redis.call('PERSIST', plan .. ':refs')
+end
+
 local function follow(main, key, ttl)
   local left = redis.call('PTTL', main)
   if left > 0 then
@@ -67,15 +80,113 @@ local function terminal(status, statuses)
 end
 """
 
+# Search indexes (:mod:`translator.store.search`), under ``<prefix>idx:``: sorted sets of workflow ids
+# scored by startTime (ms): ``all``, ``name:<workflowName>``, ``corr:<correlationId>``,
+# ``status:<STATUS>`` and ``status:<STATUS>:name:<workflowName>`` (a status has no ':', so no name
+# makes one key mean two things); and ``ends``: one member per ended execution whose keys expire (JSON
+# [id, status, name, correlationId]), scored by when they expire. ``trim`` removes what the due ones
+# name from the indexes, so an index never outlives its records.
+#
+# ``index(main, prefix, wf, before)`` must run in every script that writes a workflow's ``status``,
+# after the write (and after ``ended`` or a PERSIST, whose TTL it reads): ``before`` is the status
+# field as it was before the write (the JSON text from HGET; false for a new record). ``unindex`` runs
+# in a script that deletes a workflow's record, before the delete.
+TRIM_ON_END = 20  # a script that ends a workflow also trims this many expired index entries
+INDEX_LUA = (
+    "local TERMINAL_STATUS = {"
+    + ", ".join(f"{s.value} = true" for s in WorkflowStatus if s.terminal)
+    + "}\n"
+    + f"local TRIM_ON_END = {TRIM_ON_END}\n"
+    + """
+local function now_ms()
+  local now = redis.call('TIME')
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
+
+local function text(raw)  -- a stored JSON field that is a string, else ''
+  if not raw then return '' end
+  local value = cjson.decode(raw)
+  if type(value) == 'string' then return value end
+  return ''
+end
+
+local function index(main, prefix, wf, before)
+  local raw = redis.call('HMGET', main, 'status', 'workflowName', 'correlationId', 'startTime')
+  if raw[1] == before then return end
+  local base = prefix .. 'idx:'
+  local name, corr = text(raw[2]), text(raw[3])
+  if before then
+    local old = cjson.decode(before)
+    redis.call('ZREM', base .. 'status:' .. old, wf)
+    redis.call('ZREM', base .. 'status:' .. old .. ':name:' .. name, wf)
+    redis.call('ZREM', base .. 'ends', cjson.encode({wf, old, name, corr}))
+  end
+  if not raw[1] then return end
+  local status = cjson.decode(raw[1])
+  local score = string.format('%.0f', tonumber(raw[4] or '0') or 0)
+  redis.call('ZADD', base .. 'all', score, wf)  -- also indexes a record older than the indexes
+  redis.call('ZADD', base .. 'name:' .. name, score, wf)
+  if corr ~= '' then redis.call('ZADD', base .. 'corr:' .. corr, score, wf) end
+  redis.call('ZADD', base .. 'status:' .. status, score, wf)
+  redis.call('ZADD', base .. 'status:' .. status .. ':name:' .. name, score, wf)
+  if TERMINAL_STATUS[status] then
+    local left = redis.call('PTTL', main)
+    if left > 0 then
+      local member = cjson.encode({wf, status, name, corr})
+      redis.call('ZADD', base .. 'ends', string.format('%.0f', now_ms() + left), member)
+    end
+  end
+end
+
+local function drop_indexed(base, wf, status, name, corr)
+  redis.call('ZREM', base .. 'all', wf)
+  redis.call('ZREM', base .. 'name:' .. name, wf)
+  if corr ~= '' then redis.call('ZREM', base .. 'corr:' .. corr, wf) end
+  redis.call('ZREM', base .. 'status:' .. status, wf)
+  redis.call('ZREM', base .. 'status:' .. status .. ':name:' .. name, wf)
+  redis.call('ZREM', base .. 'ends', cjson.encode({wf, status, name, corr}))
+end
+
+local function unindex(main, prefix, wf)
+  local raw = redis.call('HMGET', main, 'status', 'workflowName', 'correlationId')
+  if raw[1] then drop_indexed(prefix .. 'idx:', wf, cjson.decode(raw[1]), text(raw[2]), text(raw[3])) end
+end
+
+-- Forget the index entries of at most ``limit`` ended executions whose keys are gone by now (one
+-- whose record lives longer than registered is registered again). Returns how many were due.
+local function trim(prefix, limit)
+  local base = prefix .. 'idx:'
+  local now = now_ms()
+  local due = redis.call('ZRANGEBYSCORE', base .. 'ends', '-inf', string.format('%.0f', now),
+    'LIMIT', 0, limit)
+  for _, member in ipairs(due) do
+    local e = cjson.decode(member)
+    local left = redis.call('PTTL', prefix .. 'wf:' .. e[1])
+    if left == -2 then
+      drop_indexed(base, e[1], e[2], e[3], e[4])
+    elseif left == -1 then
+      redis.call('ZREM', base .. 'ends', member)  -- kept for good now
+    else
+      redis.call('ZADD', base .. 'ends', string.format('%.0f', now + left), member)
+    end
+  end
+  return #due
+end
+"""
+)
+
 # KEYS: workflow, tasks, seq, latest, open, claims. ARGV: terminal statuses, ttl, prefix, workflow id,
 # then field/value pairs.
 FINISH = (
     LIFETIME_LUA
+    + INDEX_LUA
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status or terminal(cjson.decode(status), ARGV[1]) then return 0 end
 for i = 5, #ARGV - 1, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 ended(KEYS, tonumber(ARGV[2]), ARGV[3], ARGV[4])
+index(KEYS[1], ARGV[3], ARGV[4], status)
+trim(ARGV[3], TRIM_ON_END)
 return 1
 """
 )
@@ -83,9 +194,11 @@ return 1
 # KEYS: workflow, tasks, seq, latest, open, plan, plan refs, deadlines. ARGV: the plan's text, then a
 # JSON object of flat lists: "id" (the workflow id), "fields" (field, JSON value, ...), "records"
 # (taskId, JSON, ...), "latest" (name, taskId, ...), "open" (ids), "deadlines" (due, member, ...), and
-# "seq" (the highest seq of the records). 0 (nothing written) when the workflow id is taken.
+# "seq" (the highest seq of the records), "prefix" (the store's key prefix). 0 (nothing written) when
+# the workflow id is taken.
 CREATE = (
     LIFETIME_LUA
+    + INDEX_LUA
     + """
 local a = cjson.decode(ARGV[2])
 if redis.call('HSETNX', KEYS[1], 'workflowId', cjson.encode(a.id)) == 0 then return 0 end
@@ -98,6 +211,7 @@ batch('HSET', KEYS[4], a.latest)
 batch('SADD', KEYS[5], a.open)
 batch('ZADD', KEYS[8], a.deadlines)
 if #a.records > 0 then redis.call('SET', KEYS[3], a.seq) end
+index(KEYS[1], a.prefix, a.id, false)
 return 1
 """
 )
@@ -146,13 +260,15 @@ return status
 # "opened" and "closed" (ids now open, not open), "latest" (name, taskId, ...), "forget" (names),
 # "remove" (ids), "add" (due, member, ...) and "drop" (members) of deadlines, "update" and "finish"
 # (field, JSON value, ...: set, and set to end the workflow); and "seq" (the highest seq written: the
-# counter is raised to it). Returns {applied, ended, conflict}.
+# counter is raised to it); "reopen" (apply only to an ended workflow, which runs again) and "clear" (every
+# task record removed first, the counter set to "seq"). Returns {applied, ended, conflict}.
 APPLY = (
     LIFETIME_LUA
+    + INDEX_LUA
     + """
 local wstatus, rev = unpack(redis.call('HMGET', KEYS[2], 'status', '_rev'))
-if not wstatus or terminal(cjson.decode(wstatus), ARGV[1]) then return {0, 0, 0} end
 local a = cjson.decode(ARGV[4])
+if not wstatus or terminal(cjson.decode(wstatus), ARGV[1]) ~= (a.reopen == true) then return {0, 0, 0} end
 rev = tonumber(rev or '0')
 if a.rev and a.rev ~= rev then return {0, 0, 1} end
 if a.expect then
@@ -162,6 +278,10 @@ if a.expect then
   if record['status'] ~= a.expect[2] or string.format('%d', record['startTime'] or 0) ~= a.expect[3] then
     return {0, 0, 0}
   end
+end
+if a.clear then
+  redis.call('DEL', KEYS[1], KEYS[5], KEYS[6], KEYS[7])
+  redis.call('SET', KEYS[3], a.seq)
 end
 batch('HSET', KEYS[1], a.records)
 for i = 1, #a.created, 2 do redis.call('HSETNX', KEYS[1], a.created[i], a.created[i + 1]) end
@@ -180,11 +300,16 @@ batch('ZADD', KEYS[4], a.add)
 redis.call('HSET', KEYS[2], '_rev', rev + 1)
 if a.seq > tonumber(redis.call('GET', KEYS[3]) or '0') then redis.call('SET', KEYS[3], a.seq) end
 batch('HSET', KEYS[2], a.update)
+-- after update: a restart may give it another plan (``_plan``)
+if a.reopen then reopened({KEYS[2], KEYS[1], KEYS[3], KEYS[5], KEYS[6], KEYS[7]}, ARGV[2], ARGV[3]) end
 if a.finish then
   batch('HSET', KEYS[2], a.finish)
   ended({KEYS[2], KEYS[1], KEYS[3], KEYS[5], KEYS[6], KEYS[7]}, a.ttl, ARGV[2], ARGV[3])
+  index(KEYS[2], ARGV[2], ARGV[3], wstatus)
+  trim(ARGV[2], TRIM_ON_END)
   return {1, 1, 0}
 end
+if #a.update > 0 then index(KEYS[2], ARGV[2], ARGV[3], wstatus) end
 return {1, 0, 0}
 """
 )
@@ -332,15 +457,148 @@ return seq
 """
 )
 
-# KEYS: workflow. ARGV: field/value pairs, written only if the record exists (it keeps its TTL).
-UPDATE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-for i = 1, #ARGV - 1, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+# KEYS: workflow. ARGV: prefix, workflow id, then field/value pairs, written only if the record exists
+# (it keeps its TTL).
+UPDATE = (
+    INDEX_LUA
+    + """
+local before = redis.call('HGET', KEYS[1], 'status')
+if not before then return 0 end
+for i = 3, #ARGV - 1, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+index(KEYS[1], ARGV[1], ARGV[2], before)
 return 1
 """
+)
+
+# KEYS: workflow. ARGV: prefix, workflow id. The execution's index entries removed (before its keys are
+# deleted).
+UNINDEX = (
+    INDEX_LUA
+    + """
+unindex(KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+)
 
 CLAIM_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], member) end
 return due
 """
+
+# The executions a search finds (:mod:`translator.store.search`), one page of them. ARGV: prefix, then
+# a JSON object: "keys" (the index keys to read, under ``<prefix>idx:``; an execution is in at most
+# one of them) or "ids" (the workflow ids to look at), "min" and "max" (startTime bounds, inclusive,
+# as ZRANGEBYSCORE takes them), "filter" (absent: none; else sets, as JSON objects whose keys are the
+# accepted values: "status", "name", "corr", "version" (the stored JSON text)), "desc" (newest first),
+# "offset" and "count" (-1: every one), "fields" (the fields returned), "trim" (how many expired
+# index entries to forget first). Returns {total, {id, field values (JSON or false)...}, ...}. An
+# index member whose record is gone is removed from the keys read and ``all``, and the page read again.
+SEARCH = (
+    INDEX_LUA
+    + """
+local prefix = ARGV[1]
+local a = cjson.decode(ARGV[2])
+local base = prefix .. 'idx:'
+trim(prefix, a.trim)
+local filter = a.filter
+
+local function alive(id, score)  -- the score if the record exists and passes the filter, false if gone
+  local raw = redis.call('HMGET', prefix .. 'wf:' .. id, 'status', 'workflowName', 'correlationId',
+    'workflowVersion', 'startTime')
+  if not raw[1] then return false end
+  if a.ids then
+    score = tonumber(raw[5] or '0') or 0
+    if (a.min ~= '-inf' and score < tonumber(a.min)) or (a.max ~= '+inf' and score > tonumber(a.max)) then
+      return nil
+    end
+  end
+  if filter then
+    if filter.status and not filter.status[cjson.decode(raw[1])] then return nil end
+    if filter.name and not filter.name[text(raw[2])] then return nil end
+    if filter.corr and not filter.corr[text(raw[3])] then return nil end
+    if filter.version and not filter.version[raw[4] or ''] then return nil end
+  end
+  return score
+end
+
+local function forget(id)
+  redis.call('ZREM', base .. 'all', id)
+  for _, key in ipairs(a.keys or {}) do redis.call('ZREM', base .. key, id) end
+end
+
+local function before(x, y)
+  if x[2] ~= y[2] then
+    if a.desc then return x[2] > y[2] end
+    return x[2] < y[2]
+  end
+  if a.desc then return x[1] > y[1] end
+  return x[1] < y[1]
+end
+
+local function range(key, limit)  -- {id, score} pairs of one key within the bounds, in order
+  local args
+  if a.desc then args = {'ZREVRANGEBYSCORE', base .. key, a.max, a.min, 'WITHSCORES'}
+  else args = {'ZRANGEBYSCORE', base .. key, a.min, a.max, 'WITHSCORES'} end
+  if limit then
+    table.insert(args, 'LIMIT')
+    table.insert(args, 0)
+    table.insert(args, limit)
+  end
+  local flat = redis.call(unpack(args))
+  local pairs_ = {}
+  for i = 1, #flat, 2 do table.insert(pairs_, {flat[i], tonumber(flat[i + 1])}) end
+  return pairs_
+end
+
+for _ = 1, 10 do
+  local total, found = 0, {}
+  local dead = false
+  if a.ids or filter then
+    local candidates = {}
+    if a.ids then
+      for _, id in ipairs(a.ids) do table.insert(candidates, {id, 0}) end
+    else
+      for _, key in ipairs(a.keys) do
+        for _, pair in ipairs(range(key, nil)) do table.insert(candidates, pair) end
+      end
+    end
+    for _, pair in ipairs(candidates) do
+      local score = alive(pair[1], pair[2])
+      if score == false then
+        if not a.ids then forget(pair[1]) end
+      elseif score ~= nil then
+        table.insert(found, {pair[1], score})
+      end
+    end
+    total = #found
+  else
+    local want = nil
+    if a.count >= 0 then want = a.offset + a.count end
+    for _, key in ipairs(a.keys) do
+      total = total + redis.call('ZCOUNT', base .. key, a.min, a.max)
+      if want ~= 0 then
+        for _, pair in ipairs(range(key, want)) do table.insert(found, pair) end
+      end
+    end
+  end
+  table.sort(found, before)
+  local last = #found
+  if a.count >= 0 then last = math.min(last, a.offset + a.count) end
+  local rows = {total}
+  for i = a.offset + 1, last do
+    local id = found[i][1]
+    local values = redis.call('HMGET', prefix .. 'wf:' .. id, 'status', unpack(a.fields))
+    if not values[1] then
+      forget(id)
+      dead = true
+    else
+      table.remove(values, 1)
+      table.insert(rows, {id, values})
+    end
+  end
+  if not dead or a.ids then return rows end
+end
+return redis.error_reply('the search indexes changed too often while being read')
+"""
+)

@@ -100,6 +100,41 @@ def _removes(deadlines: Sequence[Deadline]) -> str:
 
 
 @dataclass(frozen=True)
+class Criteria:
+    """What ``StateStore.find`` looks for: the executions in every given set (None: any) whose
+    ``startTime`` is within ``start_min``..``start_max`` (inclusive), newest first unless
+    ``ascending`` (ties: by workflowId), ``limit`` of them (None: all) after the first ``offset``."""
+
+    names: frozenset[str] | None = None
+    statuses: frozenset[str] | None = None
+    correlation_ids: frozenset[str] | None = None
+    ids: frozenset[str] | None = None
+    versions: frozenset[int] | None = None
+    start_min: int | None = None
+    start_max: int | None = None
+    offset: int = 0
+    limit: int | None = 100
+    ascending: bool = False
+
+    def matches(self, record: dict[str, Any]) -> bool:
+        """Whether the workflow fields ``record`` are of an execution it looks for."""
+        start = record.get("startTime") or 0
+        corr = record.get("correlationId")
+        return (
+            (self.names is None or record.get("workflowName") in self.names)
+            and (self.statuses is None or record.get("status") in self.statuses)
+            and (self.correlation_ids is None or (isinstance(corr, str) and corr in self.correlation_ids))
+            and (self.ids is None or record.get("workflowId") in self.ids)
+            and (self.versions is None or record.get("workflowVersion") in self.versions)
+            and (self.start_min is None or start >= self.start_min)
+            and (self.start_max is None or start <= self.start_max)
+        )
+
+
+Found = tuple[int, list[dict[str, Any]]]  # how many executions match, and the fields of one page
+
+
+@dataclass(frozen=True)
 class Saved:
     applied: bool  # False: the record was not as expected (someone else decided), nothing written
     ended: bool  # the workflow was ended by this write
@@ -121,6 +156,11 @@ class Change:
     drop: list[Deadline] = field(default_factory=list)
     update: dict[str, Any] = field(default_factory=dict)
     finish: dict[str, Any] | None = None
+    # Lifecycle operations (``runtime/lifecycle.py``): ``reopen`` applies only to an ended workflow and
+    # makes it run again (its keys lose their TTL, its plan counts it as running); ``clear`` removes
+    # every task record first and restarts the ``seq`` counter at the highest seq of ``records``.
+    reopen: bool = False
+    clear: bool = False
 
     def latest(self) -> dict[str, str]:
         """Reference -> taskId of the newest record this change writes for it (a DO_WHILE body task's
@@ -352,6 +392,20 @@ class StateStore(ABC):
         fields = self.workflow_fields(wf_id)
         return WorkflowStatus(fields["status"]) if fields else None
 
+    @abstractmethod
+    def save_plan(self, plan: str) -> str:
+        """Keep a plan's text (a restart with the latest definitions); returns its digest."""
+
+    @abstractmethod
+    def delete_workflow(self, wf_id: str) -> bool:
+        """Remove an execution and its records (Conductor's ``DELETE /workflow/{id}/remove``); False
+        when there is none."""
+
+    @abstractmethod
+    def find(self, criteria: Criteria, fields: Sequence[str]) -> Found:
+        """The executions ``criteria`` selects: how many there are, and the ``fields`` (those
+        present) of the page it asks for, in its order (``translator.store.search``)."""
+
     def workflow(self, wf_id: str, *, include_tasks: bool = True) -> dict[str, Any] | None:
         """The execution as Conductor's ``GET /workflow/{id}`` shows it."""
         fields = self.workflow_fields(wf_id)
@@ -474,10 +528,13 @@ class MemoryStore(StateStore):
     ) -> Saved:
         with self._lock:
             workflow = self._workflows.get(wf_id)
-            if workflow is None or workflow["status"] in TERMINAL_WORKFLOW_STATUSES:
+            if workflow is None or (workflow["status"] in TERMINAL_WORKFLOW_STATUSES) != change.reopen:
                 return Saved(False, False)
             if rev is not None and int(workflow.get("_rev") or 0) != rev:
                 return Saved(False, False, conflict=True)
+            if change.clear:
+                self._tasks[wf_id], self._latest[wf_id], self._open[wf_id] = {}, {}, set()
+                self._seq[wf_id] = 0
             records = self._tasks.setdefault(wf_id, {})
             if expect is not None:
                 current = records.get(expect[0])
@@ -586,6 +643,29 @@ class MemoryStore(StateStore):
             self._seq[wf_id] = self._seq.get(wf_id, 0) + 1
             return self._seq[wf_id]
 
+    def find(self, criteria: Criteria, fields: Sequence[str]) -> Found:
+        with self._lock:
+            found = [w for w in self._workflows.values() if criteria.matches(w)]
+            found.sort(
+                key=lambda w: (w.get("startTime") or 0, w["workflowId"]), reverse=not criteria.ascending
+            )
+            end = None if criteria.limit is None else criteria.offset + criteria.limit
+            page = [{f: w[f] for f in fields if f in w} for w in found[criteria.offset : end]]
+            return len(found), json.loads(json.dumps(page))
+
+    def save_plan(self, plan: str) -> str:
+        digest = plan_digest(plan)
+        with self._lock:
+            self._plans[digest] = plan
+        return digest
+
+    def delete_workflow(self, wf_id: str) -> bool:
+        with self._lock:
+            found = self._workflows.pop(wf_id, None) is not None
+            for table in (self._tasks, self._seq, self._latest, self._open):
+                table.pop(wf_id, None)
+            return found
+
 
 def _records(tasks: dict[str, Any] | Sequence[dict[str, Any]] | None) -> list[dict[str, Any]]:
     if tasks is None:
@@ -649,6 +729,8 @@ class RedisStore(StateStore):
         self._claim_due = self.client.register_script(scripts.CLAIM_DUE)
         self._latest = self.client.register_script(scripts.LATEST)
         self._view_script = self.client.register_script(scripts.VIEW)
+        self._search = self.client.register_script(scripts.SEARCH)
+        self._unindex = self.client.register_script(scripts.UNINDEX)
         self.deadlines_key = f"{prefix}deadlines"
 
     def _keys(self, wf_id: str) -> tuple[str, str, str]:
@@ -709,6 +791,7 @@ class RedisStore(StateStore):
             "open": [t["taskId"] for t in first if is_open(t)],
             "deadlines": _scored(deadlines),
             "seq": max((int(t.get("seq") or 0) for t in first), default=0),
+            "prefix": self.prefix,
         }
         keys = [main, tasks, seq, latest, open_key, plan_key, plan_key + ":refs", self.deadlines_key]
         return bool(self._create(keys=keys, args=[plan, json.dumps(what)]))  # 0: the id is taken
@@ -795,6 +878,10 @@ class RedisStore(StateStore):
             what["rev"] = rev
         if change.finish is not None:
             what["finish"] = _pairs(change.finish)
+        if change.reopen:
+            what["reopen"] = True
+        if change.clear:
+            what["clear"] = True
         args = [",".join(TERMINAL_WORKFLOW_STATUSES), self.prefix, wf_id, json.dumps(what)]
         keys = [tasks, main, seq, self.deadlines_key, *self._index_keys(wf_id)]
         applied, ended, conflict = self._apply(keys=keys, args=args)
@@ -871,7 +958,7 @@ class RedisStore(StateStore):
 
     def update_workflow(self, wf_id: str, fields: dict[str, Any]) -> None:
         if fields:
-            self._update(keys=[self._keys(wf_id)[0]], args=_pairs(fields))
+            self._update(keys=[self._keys(wf_id)[0]], args=[self.prefix, wf_id, *_pairs(fields)])
 
     def finish_workflow(self, wf_id: str, fields: dict[str, Any]) -> bool:
         args = [
@@ -904,6 +991,73 @@ class RedisStore(StateStore):
     def next_seq(self, wf_id: str) -> int:
         main, _, seq = self._keys(wf_id)
         return int(self._incr(keys=[main, seq], args=[self.ttl]))
+
+    def find(self, criteria: Criteria, fields: Sequence[str]) -> Found:
+        query: dict[str, Any] = {
+            "min": "-inf" if criteria.start_min is None else str(criteria.start_min),
+            "max": "+inf" if criteria.start_max is None else str(criteria.start_max),
+            "desc": not criteria.ascending,
+            "offset": criteria.offset,
+            "count": -1 if criteria.limit is None else criteria.limit,
+            "fields": list(fields),
+            "trim": SEARCH_TRIM,
+        }
+        query.update(_search_plan(criteria))
+        total, *rows = self._search(keys=[], args=[self.prefix, json.dumps(query)])
+        page = []
+        for wf_id, values in rows:
+            pairs = zip(fields, values, strict=True)
+            found = {name: json.loads(raw) for name, raw in pairs if raw is not None}
+            page.append({**found, "workflowId": wf_id} if "workflowId" in fields else found)
+        return int(total), page
+
+    def save_plan(self, plan: str) -> str:
+        digest = plan_digest(plan)
+        self.client.set(self._plan_key(digest), plan)  # no TTL: the reopening write counts a workflow
+        return digest
+
+    def delete_workflow(self, wf_id: str) -> bool:
+        main = self._keys(wf_id)[0]
+        digest = self.client.hget(main, "_plan")
+        pipe = self.client.pipeline(transaction=True)
+        self._unindex(keys=[main], args=[self.prefix, wf_id], client=pipe)
+        pipe.delete(*self.workflow_keys(wf_id))
+        if digest:
+            pipe.hdel(self._plan_key(json.loads(digest)) + ":refs", wf_id)
+        return bool(pipe.execute()[1])
+
+
+SEARCH_TRIM = 1000  # expired index entries a search forgets first (each end also forgets a few)
+
+
+def _search_plan(criteria: Criteria) -> dict[str, Any]:
+    """Which index keys a search reads (``scripts.SEARCH``), and what it checks on each record: the
+    narrowest keys the criteria name (each execution is in at most one of them)."""
+    filters: dict[str, Any] = {}
+    if criteria.versions is not None:
+        filters["version"] = {json.dumps(v): True for v in criteria.versions}
+    names, statuses = sorted(criteria.names or ()), sorted(criteria.statuses or ())
+    if criteria.ids is not None or criteria.correlation_ids is not None:
+        for key, values in (("name", criteria.names), ("status", criteria.statuses)):
+            if values is not None:
+                filters[key] = dict.fromkeys(values, True)
+        if criteria.ids is not None:
+            if criteria.correlation_ids is not None:
+                filters["corr"] = dict.fromkeys(criteria.correlation_ids, True)
+            plan: dict[str, Any] = {"ids": sorted(criteria.ids)}
+        else:
+            plan = {"keys": [f"corr:{c}" for c in sorted(criteria.correlation_ids or ())]}
+    elif criteria.names is not None and criteria.statuses is not None:
+        plan = {"keys": [f"status:{s}:name:{n}" for s in statuses for n in names]}
+    elif criteria.statuses is not None:
+        plan = {"keys": [f"status:{s}" for s in statuses]}
+    elif criteria.names is not None:
+        plan = {"keys": [f"name:{n}" for n in names]}
+    else:
+        plan = {"keys": ["all"]}
+    if filters:
+        plan["filter"] = filters
+    return plan
 
 
 def _claimed(record: dict[str, Any], claim: str | None) -> dict[str, Any]:
