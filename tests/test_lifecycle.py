@@ -15,6 +15,7 @@ from tests.test_run_integration import DEFS
 from translator.errors import ConflictError, UsageError, WorkflowNotFound
 from translator.runner import prepare, submit, wait
 from translator.runtime import lifecycle
+from translator.runtime.complete import complete_task
 
 pytestmark = [
     pytest.mark.integration,
@@ -222,3 +223,36 @@ def test_retry_after_a_fork_failed_runs_the_canceled_branch_and_the_join_again(p
     assert [t["status"] for t in _tasks(ended, "shaky")] == ["FAILED", "COMPLETED"]
     assert [t["status"] for t in _tasks(ended, "slow")] == ["CANCELED", "CANCELED"]
     assert [t["taskId"] for t in _tasks(ended, "join")] == [join_id]
+
+
+def test_retry_waits_again_for_a_human_task_and_starts_a_new_sub_workflow(pool):
+    """A HUMAN ended FAILED_WITH_TERMINAL_ERROR from outside fails the workflow; retry makes a new
+    HUMAN attempt that waits again. The sub-workflow after it fails; retry starts a new child
+    workflow (a new SUB_WORKFLOW attempt, a new subWorkflowId)."""
+    session, store, _url = pool
+    wf_id = submit(session, prepare(DEFS / "lc_sub.json"), {})
+    wait_until(lambda: _task_status(store, wf_id, "approve") == "IN_PROGRESS", timeout=60, what="HUMAN")
+    complete_task(session.app, store, wf_id, "approve", "FAILED_WITH_TERMINAL_ERROR", reason="no")
+    assert wait(store, wf_id, timeout=60)["status"] == "FAILED"
+    lifecycle.retry(session.app, store, wf_id)
+    waiting = store.workflow(wf_id)
+    assert waiting["status"] == "RUNNING"
+    assert [(t["status"], t["retryCount"]) for t in _tasks(waiting, "approve")] == [
+        ("FAILED_WITH_TERMINAL_ERROR", 0),
+        ("IN_PROGRESS", 1),
+    ]
+    complete_task(session.app, store, wf_id, "approve", "COMPLETED", {"ok": True})
+    failed = wait(store, wf_id, timeout=120)
+    assert failed["status"] == "FAILED"
+    [first] = _tasks(failed, "sub")
+    assert first["status"] == "FAILED" and "child broke" in first["reasonForIncompletion"]
+    lifecycle.retry(session.app, store, wf_id)
+    again = wait(store, wf_id, timeout=120)
+    assert again["status"] == "FAILED"
+    subs = _tasks(again, "sub")
+    assert [(t["status"], t["retryCount"]) for t in subs] == [("FAILED", 0), ("FAILED", 1)]
+    assert subs[1]["subWorkflowId"] != subs[0]["subWorkflowId"]
+    assert subs[1]["retriedTaskId"] == subs[0]["taskId"]
+    child = store.workflow(subs[1]["subWorkflowId"])
+    assert child["status"] == "FAILED" and child["parentWorkflowId"] == wf_id
+    assert store.workflow(subs[0]["subWorkflowId"])["status"] == "FAILED"  # the first child is kept

@@ -215,7 +215,7 @@ def _retry_or_decide(
     policy, attempt = node.policy, int(failed.get("retryCount") or 0)
     if may_retry and TaskStatus(failed["status"]).retriable and attempt < policy.retry_count:
         failed["retried"] = True
-        retry = _retry_record(node, failed, records.seq + 1, policy.retry_delay(attempt).seconds)
+        retry = wait_retry_record(node, failed, records.seq + 1, policy.retry_delay(attempt).seconds)
         change = Change()
         change.write(failed)
         change.create(retry)
@@ -229,7 +229,7 @@ def _retry_or_decide(
     return decide(plan, workflow, records, [failed], timing_of(app))
 
 
-def _retry_record(node: Wait, failed: Mapping[str, Any], seq: int, delay: int) -> dict[str, Any]:
+def wait_retry_record(node: Wait, failed: Mapping[str, Any], seq: int, delay: int) -> dict[str, Any]:
     """The next attempt of a WAIT / HUMAN task, a copy of the failed one as DeciderService.retry makes
     it (its input and ``waitTimeout`` kept, its delay as startDelayInSeconds and
     callbackAfterSeconds). A WAIT is SCHEDULED until its delay is over (a ``wake`` deadline starts

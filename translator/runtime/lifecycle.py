@@ -21,12 +21,19 @@ from celery import Celery
 
 from translator.definitions.expressions import allowed_environment, resolve_task_input
 from translator.engine.compiler import timing_of
-from translator.engine.deadlines import scheduling_deadlines, workflow_deadline
+from translator.engine.deadlines import (
+    child_deadline,
+    scheduling_deadlines,
+    waiting_started,
+    workflow_deadline,
+)
 from translator.engine.decide import (
     MAX_CONFLICTS,
     Dispatch,
     Records,
     Transition,
+    attempt_id,
+    child_start,
     child_workflow_id,
     decide,
     evaluation_document,
@@ -35,8 +42,9 @@ from translator.engine.decide import (
     scheduled_record,
     step_of,
 )
-from translator.engine.plan import Plan, Step, base_ref
+from translator.engine.plan import Plan, Step, SubWorkflow, Wait, base_ref
 from translator.errors import ConflictError, TranslatorError, UsageError, WorkflowNotFound
+from translator.runtime.complete import wait_retry_record
 from translator.runtime.dispatch import follow_up, resend, stop_workflow
 from translator.status import TaskStatus, WorkflowStatus
 from translator.store.records import plan_of
@@ -203,11 +211,9 @@ def retry(app: Celery, store: StateStore, wf_id: str, resume_subworkflow_tasks: 
                 continue
             step = _worker_step(plan, task)
             if step is None:
-                raise ConflictError(
-                    f"Task {task['referenceTaskName']} ({kind}) cannot be retried here: only worker tasks, "
-                    "JOIN and DO_WHILE are retried in place. Rerun the workflow from an earlier task, or "
-                    "restart it"
-                )
+                seq += 1
+                _retry_in_place(plan, running, task, seq, transition)
+                continue
             seq += 1
             record = _next_attempt(running, plan, step, task, seq, document, now)
             change.write({**task, "retried": True})
@@ -223,6 +229,57 @@ def retry(app: Celery, store: StateStore, wf_id: str, resume_subworkflow_tasks: 
     if stored is not None:
         _kick(app, store, wf_id)
         log.info("workflow %s retried", wf_id)
+
+
+def _retry_in_place(
+    plan: Plan, workflow: dict[str, Any], task: dict[str, Any], seq: int, transition: Transition
+) -> None:
+    """A retry's new attempt of a task no worker runs: a WAIT / HUMAN waits again (as its own
+    retries make it), a SUB_WORKFLOW starts a new child workflow. Other types are refused."""
+    try:
+        node = plan.node(task["referenceTaskName"])
+    except KeyError:
+        node = None
+    change = transition.change
+    if isinstance(node, Wait):
+        record = wait_retry_record(node, task, seq, 0)
+        change.write({**task, "retried": True})
+        change.create(record)
+        change.add += waiting_started(record, node)
+        return
+    if isinstance(node, SubWorkflow) and task.get("taskType") == "SUB_WORKFLOW":
+        now = now_ms()
+        attempt = int(task.get("retryCount") or 0) + 1
+        task_id = attempt_id(workflow["workflowId"], task["referenceTaskName"], attempt)
+        record = {
+            **task,
+            "taskId": task_id,
+            "status": TaskStatus.IN_PROGRESS.value,
+            "retryCount": attempt,
+            "retriedTaskId": task["taskId"],
+            "retried": False,
+            "executed": False,
+            "seq": seq,
+            "scheduledTime": now,
+            "startTime": now,
+            "endTime": 0,
+            "updateTime": now,
+            "reasonForIncompletion": None,
+            "subWorkflowId": child_workflow_id(task_id),
+            "outputData": {"subWorkflowId": child_workflow_id(task_id)},
+        }
+        start = child_start(plan, workflow, record)
+        if start is not None:
+            change.write({**task, "retried": True})
+            change.create(record)
+            change.add.append(child_deadline(record))
+            transition.children.append(start)
+            return
+    raise ConflictError(
+        f"Task {task['referenceTaskName']} ({task.get('taskType')}) cannot be retried: worker tasks, WAIT, "
+        "HUMAN and SUB_WORKFLOW tasks are scheduled again and JOIN / DO_WHILE reset; rerun the workflow "
+        "from an earlier task, or restart it"
+    )
 
 
 def _next_attempt(
