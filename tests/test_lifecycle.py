@@ -217,6 +217,7 @@ def test_retry_after_a_fork_failed_runs_the_canceled_branch_and_the_join_again(p
     assert reopened["status"] == "RUNNING"
     assert _tasks(reopened, "join")[0]["status"] == "IN_PROGRESS"
     wait_until(lambda: _task_status(store, wf_id, "slow") == "IN_PROGRESS", timeout=60, what="slow again")
+    wait_until(lambda: _task_status(store, wf_id, "shaky") == "COMPLETED", timeout=60, what="shaky again")
     lifecycle.terminate(session.app, store, wf_id, "enough")  # the second attempt of slow is stopped too
     ended = store.workflow(wf_id)
     assert ended["status"] == "TERMINATED"
