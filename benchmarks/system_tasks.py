@@ -6,18 +6,27 @@ reaches them, with no message of their own; this measures what they add. Same se
 alternate between the two workflows.
 
     .venv/bin/python -m benchmarks.system_tasks [-n 200] [--rounds 5] [--concurrency 2]
+    .venv/bin/python -m benchmarks.system_tasks --profile [-n 200] [--top 25]
 
 Prints workflows/s for both and the ratio of their costs (target: the 12-task workflow costs at most
-1.2 x the 2-task one).
+1.2 x the 2-task one). ``--profile`` instead runs N of each on workers whose pool processes are profiled
+(cProfile, as ``benchmarks/long_workflows.py --profile``) and prints, per workflow, where their time goes.
 """
 
 from __future__ import annotations
 
 import argparse
+import pstats
 import statistics
+import tempfile
+from pathlib import Path
 from typing import Any
 
+import redis
+
+from benchmarks.bench_tasks import PROFILE_ENV
 from benchmarks.fork_overhead import bench_pool, noop_task, plan_from, row, run_translator
+from benchmarks.long_workflows import print_commands, print_profile
 from tests.services import ROOT
 
 
@@ -52,6 +61,28 @@ def definition(name: str, middle: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def profile(concurrency: int, n: int, top: int) -> None:
+    """Run ``n`` workflows of each kind on a worker whose pool processes are profiled; print, per
+    workflow, the time under the task tracer and its top items, and the Redis server's time by command."""
+    kinds = {"2 SIMPLE": [], "2 SIMPLE + 10 sync system": sync_tasks()}
+    for number, (kind, middle) in enumerate(kinds.items()):
+        with tempfile.TemporaryDirectory() as out:
+            with bench_pool(concurrency, {PROFILE_ENV: out}) as bench:
+                plan = plan_from(bench.tmp, definition(f"bench_profile_{number}", middle))
+                run_translator(bench.session, plan, 10)  # warm-up: profiled (n + 10), not in Redis stats
+                server = redis.Redis.from_url(bench.url)
+                server.config_resetstat()
+                run_translator(bench.session, plan, n)
+                commands = server.info("commandstats")
+                server.close()
+            files = sorted(str(path) for path in Path(out).glob("worker-*.prof"))
+            if not files:
+                print(f"{kind}: no profile written (the pool processes did not exit cleanly)")
+                continue
+            print_profile(f"{kind} (a 'step' below is one workflow)", pstats.Stats(*files), n + 10, top)
+            print_commands(commands, n)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -59,7 +90,14 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=200, help="workflows per round and kind")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    parser.add_argument(
+        "--profile", action="store_true", help="instead: profile the pool processes running N of each"
+    )
+    parser.add_argument("--top", type=int, default=25, help="--profile: functions listed")
     args = parser.parse_args()
+    if args.profile:
+        profile(args.concurrency, args.n, args.top)
+        return
 
     two: list[float] = []
     twelve: list[float] = []

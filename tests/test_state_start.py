@@ -245,7 +245,9 @@ def test_a_small_execution_is_read_whole_and_a_bigger_one_by_need(store):
     records = [_record(ref=f"r{i}", seq=i, status="COMPLETED") for i in range(READ_ALL_UP_TO)]
     store.create_workflow(_workflow(), PLAN, records)
     snap = store.snapshot("w1")
-    assert snap.complete and [t["referenceTaskName"] for t in snap.tasks] == [f"r{i}" for i in range(8)]
+    assert snap.complete and [t["referenceTaskName"] for t in snap.tasks] == [
+        f"r{i}" for i in range(READ_ALL_UP_TO)
+    ]
     store.save_task("w1", _record(ref="open", seq=99))
     snap = store.snapshot("w1", [records[0]["taskId"]])
     assert not snap.complete

@@ -187,7 +187,7 @@ class Change:
 Expect = tuple[str, str, int]  # (taskId, status, startTime) a record must still have
 TERMINAL_TASK_STATUSES = frozenset(s.value for s in TaskStatus if s.terminal)
 ITERATION = re.compile(r"__\d+$")
-READ_ALL_UP_TO = 8  # a snapshot of an execution with at most this many records reads them all
+READ_ALL_UP_TO = 16  # a snapshot of an execution with at most this many records reads them all
 
 
 def is_open(record: dict[str, Any]) -> bool:
