@@ -354,3 +354,14 @@ def test_the_serve_app_includes_the_page(pool, failed):
         assert httpx.get(server.url(path), timeout=30).status_code == 401
         authorized = httpx.get(server.url(path), headers={"Authorization": "Bearer s3cret"}, timeout=30)
         assert authorized.status_code == 200
+        # a browser: ?token= once sets an HttpOnly cookie and redirects to the page without it
+        assert httpx.get(server.url(path + "?token=wrong"), timeout=30).status_code == 401
+        with httpx.Client(timeout=30, follow_redirects=True) as browser:
+            visit = browser.get(server.url(path + "?token=s3cret"))
+            assert visit.status_code == 200 and "image_review" in visit.text
+            assert visit.history and visit.history[0].status_code == 303
+            assert str(visit.url).endswith(path) and "token=" not in str(visit.url)
+            cookie = visit.history[0].headers["set-cookie"]
+            assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+            assert browser.get(server.url("/execution-assets/page.js")).status_code == 200
+            assert browser.get(server.url("/api/workflow/search")).status_code == 401  # only the pages

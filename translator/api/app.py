@@ -3,7 +3,8 @@
 Routes live under ``/api`` as Conductor's do; the OpenAPI document is at ``/api-docs`` and Swagger UI
 at ``/swagger-ui``; one page per execution at ``/execution/{workflowId}`` (:mod:`translator.api.page`).
 With a token configured (``TRANSLATOR_API_TOKEN``), every ``/api`` route and the execution pages need
-``Authorization: Bearer <token>``.
+``Authorization: Bearer <token>``; a browser opens a page once with ``?token=<token>``, which sets an
+HttpOnly, SameSite=Strict cookie holding it and redirects to the page without it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import hmac
 import os
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from translator.api import metadata, page, tasks, workflow
 from translator.api.common import Services
@@ -23,6 +24,7 @@ from translator.store.metadata import MetadataStore
 from translator.store.state import RedisStore
 
 TOKEN_ENV = "TRANSLATOR_API_TOKEN"
+PAGE_COOKIE = "translator_token"
 
 
 class Unauthorized(Exception):
@@ -40,6 +42,40 @@ def _bearer(token: str | None):
             raise Unauthorized()
 
     return check
+
+
+class TokenInQuery(Exception):
+    """A page opened with the right ``?token=``: answered by a redirect that sets the cookie."""
+
+    def __init__(self, location: str, token: str) -> None:
+        super().__init__(location)
+        self.location, self.token = location, token
+
+
+def _page_auth(token: str | None):
+    """The execution pages' guard: the bearer header, or the cookie a ``?token=`` visit set."""
+    expected = token.encode() if token else None
+    bearer = _bearer(token)
+
+    def check(request: Request) -> None:
+        if expected is None:
+            return
+        given = request.query_params.get("token")
+        if given is not None and hmac.compare_digest(given.encode(), expected):
+            raise TokenInQuery(request.url.path, given)
+        cookie = request.cookies.get(PAGE_COOKIE)
+        if cookie is not None and hmac.compare_digest(cookie.encode(), expected):
+            return
+        bearer(request)
+
+    return check
+
+
+async def _token_in_query(request: Request, exc: Exception) -> RedirectResponse:
+    assert isinstance(exc, TokenInQuery)
+    response = RedirectResponse(exc.location, status_code=303)  # the token leaves the address bar
+    response.set_cookie(PAGE_COOKIE, exc.token, httponly=True, samesite="strict", path="/")
+    return response
 
 
 async def _unauthorized(request: Request, exc: Exception) -> JSONResponse:
@@ -67,12 +103,13 @@ def create_app(session: Session, *, token: str | None = None) -> FastAPI:
     app.state.services = Services(session, MetadataStore(store.client, store.prefix))
     install_handlers(app)
     app.add_exception_handler(Unauthorized, _unauthorized)
+    app.add_exception_handler(TokenInQuery, _token_in_query)
     api = APIRouter(prefix="/api", dependencies=[Depends(_bearer(token or None))])
     for module in (metadata, workflow, tasks):
         api.include_router(module.router)
     app.include_router(api)
-    # the execution pages show execution data: the same token guards them
-    app.include_router(page.router, dependencies=[Depends(_bearer(token or None))])
+    # the execution pages show execution data: the same token guards them (header, or a cookie for browsers)
+    app.include_router(page.router, dependencies=[Depends(_page_auth(token or None))])
 
     @app.get("/health", tags=["health"], summary="Whether the state store answers")
     def health() -> JSONResponse:
