@@ -156,6 +156,15 @@ def _wait_node(plan: Plan, record: Mapping[str, Any]) -> Wait | None:
     return node if isinstance(node, Wait) else None
 
 
+def _waiting(snap: Snapshot, plan: Plan, task_id: str) -> tuple[dict[str, Any], Wait] | None:
+    """The WAIT / HUMAN record ``task_id`` of a workflow that has not ended, and its plan node."""
+    record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
+    if snap.workflow is None or WorkflowStatus(snap.workflow["status"]).terminal or record is None:
+        return None
+    node = _wait_node(plan, record)
+    return (record, node) if node is not None else None
+
+
 def wait_timed_out(app: Celery, store: StateStore, deadline: Deadline) -> None:
     """A WAIT / HUMAN attempt's ``wait_timeout`` (TaskDef timeoutSeconds: DeciderService.checkTaskTimeout)
     or ``wait_response`` (a HUMAN's responseTimeoutSeconds: isResponseTimedOut) fell due: if it still
@@ -165,15 +174,11 @@ def wait_timed_out(app: Celery, store: StateStore, deadline: Deadline) -> None:
 
     def build(snap: Snapshot, plan: Plan) -> tuple[Transition, Expect | None] | None:
         workflow = snap.workflow or {}
-        record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
-        if WorkflowStatus(workflow["status"]).terminal or record is None:
+        found = _waiting(snap, plan, task_id)
+        if found is None:
             return None
-        node = _wait_node(plan, record)
-        if (
-            node is None
-            or record["status"] != "IN_PROGRESS"
-            or int(record.get("startTime") or 0) != deadline.token
-        ):
+        record, node = found
+        if record["status"] != "IN_PROGRESS" or int(record.get("startTime") or 0) != deadline.token:
             return None
         policy, now = node.policy, now_ms()
         if deadline.kind == "wait_response":
@@ -265,12 +270,11 @@ def wait_wake(app: Celery, store: StateStore, deadline: Deadline) -> None:
     task_id = attempt_id(deadline.wf, deadline.ref, deadline.attempt)
 
     def build(snap: Snapshot, plan: Plan) -> tuple[Transition, Expect | None] | None:
-        workflow = snap.workflow or {}
-        record = next((t for t in snap.tasks if t["taskId"] == task_id), None)
-        if WorkflowStatus(workflow["status"]).terminal or record is None:
+        found = _waiting(snap, plan, task_id)
+        if found is None:
             return None
-        node = _wait_node(plan, record)
-        if node is None or record["status"] != "SCHEDULED" or int(record["scheduledTime"]) != deadline.token:
+        record, node = found
+        if record["status"] != "SCHEDULED" or int(record["scheduledTime"]) != deadline.token:
             return None
         now = now_ms()
         started = {**record, "status": TaskStatus.IN_PROGRESS.value, "startTime": now, "updateTime": now}
