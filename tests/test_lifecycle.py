@@ -87,8 +87,10 @@ def test_retry_schedules_the_failed_task_again_as_a_new_attempt(pool):
     failed = wait(store, wf_id, timeout=120)
     assert failed["status"] == "FAILED"
     first = _tasks(failed, "t2")[0]
+    running = _start(session, sleep=30)
     with pytest.raises(ConflictError, match="Workflow is still running"):
-        lifecycle.retry(session.app, store, _start(session, sleep=30))
+        lifecycle.retry(session.app, store, running)
+    lifecycle.terminate(session.app, store, running, "not needed")  # nothing left running
     result = _cli(url, "retry", wf_id)
     assert result.returncode == 0, result.stderr
     execution = wait(store, wf_id, timeout=120)
