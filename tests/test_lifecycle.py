@@ -189,6 +189,16 @@ def test_skip_a_task_before_it_is_reached(pool):
     assert _states(execution) == [("t1", "COMPLETED"), ("t2", "SKIPPED"), ("t3", "COMPLETED")]
     assert _tasks(execution, "t2")[0]["outputData"] == {"attempt": 7}
     assert execution["output"] == {"attempt": 7}
+    table = _cli(url, "status", wf_id, "--table")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0] == f"lc_flow v1  COMPLETED  {wf_id}"
+    assert lines[1].split() == ["SEQ", "REFERENCE", "TYPE", "STATUS", "ATTEMPT", "TOOK", "REASON"]
+    assert [line.split()[:4] for line in lines[2:]] == [
+        ["1", "t1", "sleepy", "COMPLETED"],
+        ["2", "t2", "flaky", "SKIPPED"],
+        ["3", "t3", "echo", "COMPLETED"],
+    ]
 
 
 def test_remove_deletes_the_execution(pool):

@@ -352,7 +352,8 @@ def graph(
 @main.command()
 @click.argument("workflow_id")
 @click.option("--tasks", "with_tasks", is_flag=True, help="Include the tasks.")
-def status(workflow_id: str, with_tasks: bool) -> None:
+@click.option("--table", "as_table", is_flag=True, help="A readable summary and a table of its tasks.")
+def status(workflow_id: str, with_tasks: bool, as_table: bool) -> None:
     """Print the execution WORKFLOW_ID (Conductor's Workflow JSON) from the Redis state store.
 
     The store is the worker pool's: TRANSLATOR_STATE_URL, else CELERY_RESULT_BACKEND, else
@@ -361,8 +362,38 @@ def status(workflow_id: str, with_tasks: bool) -> None:
     """
     from translator.runner import read_workflow
 
-    execution = read_workflow(workflow_id, include_tasks=with_tasks)
-    click.echo(json.dumps(execution, indent=2))
+    execution = read_workflow(workflow_id, include_tasks=with_tasks or as_table)
+    if not as_table:
+        click.echo(json.dumps(execution, indent=2))
+        return
+    head = f"{execution.get('workflowName')} v{execution.get('workflowVersion')}  {execution.get('status')}"
+    click.echo(f"{head}  {workflow_id}")
+    for key in ("correlationId", "reasonForIncompletion"):
+        if execution.get(key):
+            click.echo(f"{key}: {execution[key]}")
+    rows = [("SEQ", "REFERENCE", "TYPE", "STATUS", "ATTEMPT", "TOOK", "REASON")]
+    for task in execution.get("tasks", []):
+        start, end = int(task.get("startTime") or 0), int(task.get("endTime") or 0)
+        took = f"{(end - start) / 1000:.3f}s" if start and end >= start else ""
+        rows.append(
+            (
+                str(task.get("seq", "")),
+                task.get("referenceTaskName", ""),
+                task.get("taskType", ""),
+                task.get("status", ""),
+                str(task.get("retryCount", 0)),
+                took,
+                (task.get("reasonForIncompletion") or "")[:80],
+            )
+        )
+    _print_table(rows)
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    """Rows as aligned columns (the first row: the headings)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 _STATUS_CHOICE = click.Choice(["RUNNING", "PAUSED", "COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED"])
@@ -426,9 +457,7 @@ def list_command(
                 item.get("correlationId", ""),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    _print_table(rows)
     click.echo(f"{len(found['results'])} of {found['totalHits']} execution(s)", err=True)
 
 
