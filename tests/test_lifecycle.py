@@ -16,6 +16,7 @@ from translator.errors import ConflictError, UsageError, WorkflowNotFound
 from translator.runner import prepare, submit, wait
 from translator.runtime import lifecycle
 from translator.runtime.complete import complete_task
+from translator.store.search import search
 
 pytestmark = [
     pytest.mark.integration,
@@ -129,7 +130,7 @@ def test_terminate_then_rerun_from_the_start_with_new_input(pool):
     """The running task is stopped (revoked) when terminated; the rerun uses its task id again, so
     the workers forget that revocation and the task runs."""
     session, store, url = pool
-    wf_id = _start(session, sleep=60)
+    wf_id = submit(session, prepare(FLOW), {"sleep": 60, "failures": 0}, correlation_id="c-1")
     wait_until(lambda: _task_status(store, wf_id, "t1") == "IN_PROGRESS", timeout=60, what="t1 running")
     result = _cli(url, "terminate", wf_id, "--reason", "operator said so")
     assert result.returncode == 0, result.stderr
@@ -146,6 +147,8 @@ def test_terminate_then_rerun_from_the_start_with_new_input(pool):
     assert execution["status"] == "COMPLETED", execution.get("reasonForIncompletion")
     assert execution["input"] == {"sleep": 0.1, "failures": 0}
     assert execution["correlationId"] == "c-9"
+    found = {c: search(store, query=f"correlationId = '{c}'")["results"] for c in ("c-1", "c-9")}
+    assert [r["workflowId"] for r in found["c-9"]] == [wf_id] and found["c-1"] == []
     assert _tasks(execution, "t1")[0]["taskId"] == old_t1  # the same attempt id ran this time
     with pytest.raises(ConflictError, match=r"Cannot terminate a COMPLETED workflow\."):
         lifecycle.terminate(session.app, store, wf_id)

@@ -299,6 +299,7 @@ batch('ZREM', KEYS[4], a.drop)
 batch('ZADD', KEYS[4], a.add)
 redis.call('HSET', KEYS[2], '_rev', rev + 1)
 if a.seq > tonumber(redis.call('GET', KEYS[3]) or '0') then redis.call('SET', KEYS[3], a.seq) end
+if a.reopen then unindex(KEYS[2], ARGV[2], ARGV[3]) end  -- a rerun may change its correlationId
 batch('HSET', KEYS[2], a.update)
 -- after update: a restart may give it another plan (``_plan``)
 if a.reopen then reopened({KEYS[2], KEYS[1], KEYS[3], KEYS[5], KEYS[6], KEYS[7]}, ARGV[2], ARGV[3]) end
