@@ -9,7 +9,9 @@ Conductor runs scripts on GraalJS (``ScriptEvaluator``); translator runs them on
   ``get``, ``getOrDefault``, ``containsKey``, ``containsValue``, ``keySet``, ``values``, ``size``,
   ``isEmpty`` (objects), non-enumerable;
 * the script runs as a script: its value is the value of its last statement;
-* each call gets a new V8 isolate, so nothing a script defines or mutates is seen by another call;
+* nothing a script defines or mutates is seen by another call: one isolate per process serves every
+  call (``_Isolates``), with frozen built-ins, its global object restored after each script, and a fresh
+  isolate after a throw, a timeout or a global left behind;
 * at most :func:`script_timeout` seconds (``TRANSLATOR_SCRIPT_TIMEOUT``, default 4 like Conductor) and
   :func:`memory_limit` bytes of heap (``TRANSLATOR_SCRIPT_MEMORY_MB``, default 256; typed-array
   buffers live outside the heap and are bounded only by the timeout);

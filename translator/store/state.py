@@ -61,7 +61,10 @@ class Deadline:
     workflow's timeoutSeconds), ``wake`` (send a parked attempt whose delay is over), ``failure``
     (start the failureWorkflow of an ended workflow, if its ender could not), ``child`` (start the
     workflow a SUB_WORKFLOW / START_WORKFLOW task names, if its decider could not), ``parent``
-    (report an ended sub-workflow to its parent's task, if its ender could not).
+    (report an ended sub-workflow to its parent's task, if its ender could not), ``wait`` (a WAIT's
+    time has passed), ``wait_timeout`` / ``wait_response`` (a WAIT / HUMAN attempt's TaskDef
+    timeoutSeconds / a HUMAN's responseTimeoutSeconds), ``timeout`` (an attempt's timeoutSeconds where
+    time limits cannot stop it: embedded runs).
     """
 
     kind: str
