@@ -5,6 +5,7 @@ the ``translator`` command line."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -272,3 +273,26 @@ def test_retry_waits_again_for_a_human_task_and_starts_a_new_sub_workflow(pool):
     child = store.workflow(subs[1]["subWorkflowId"])
     assert child["status"] == "FAILED" and child["parentWorkflowId"] == wf_id
     assert store.workflow(subs[0]["subWorkflowId"])["status"] == "FAILED"  # the first child is kept
+
+
+def test_retry_runs_a_failed_inline_task_again(pool):
+    """An INLINE script that throws fails the workflow; retry runs it again as a new attempt (its
+    input resolved again), here once its time has come, and the workflow goes on."""
+    session, store, _url = pool
+    t = int(time.time() * 1000) + 1500
+    wf_id = submit(session, prepare(DEFS / "lc_inline.json"), {"t": t})
+    failed = wait(store, wf_id, timeout=60)
+    assert failed["status"] == "FAILED"
+    [first] = _tasks(failed, "gate")
+    assert first["status"] == "FAILED_WITH_TERMINAL_ERROR" and "too early" in first["reasonForIncompletion"]
+    wait_until(lambda: time.time() * 1000 > t + 50, timeout=30, what="the gate's time")
+    lifecycle.retry(session.app, store, wf_id)
+    execution = wait(store, wf_id, timeout=60)
+    assert execution["status"] == "COMPLETED", execution.get("reasonForIncompletion")
+    gates = _tasks(execution, "gate")
+    assert [(g["status"], g["retryCount"]) for g in gates] == [
+        ("FAILED_WITH_TERMINAL_ERROR", 0),
+        ("COMPLETED", 1),
+    ]
+    assert gates[1]["retriedTaskId"] == first["taskId"] and gates[1]["outputData"] == {"result": "open"}
+    assert execution["output"] == {"gate": "open"}

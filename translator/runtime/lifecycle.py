@@ -42,13 +42,15 @@ from translator.engine.decide import (
     scheduled_record,
     step_of,
 )
-from translator.engine.plan import Plan, Step, SubWorkflow, Wait, base_ref
-from translator.errors import ConflictError, TranslatorError, UsageError, WorkflowNotFound
+from translator.engine.plan import Plan, Step, SubWorkflow, System, Wait, base_ref
+from translator.engine.system import SYNC_TASKS, Outcome
+from translator.errors import ConflictError, ExpressionError, TranslatorError, UsageError, WorkflowNotFound
 from translator.runtime.complete import wait_retry_record
 from translator.runtime.dispatch import follow_up, resend, stop_workflow
 from translator.status import TaskStatus, WorkflowStatus
 from translator.store.records import plan_of
 from translator.store.state import Change, StateStore, now_ms
+from translator.text import REASON_LIMIT, shorten
 
 log = logging.getLogger("translator.runtime.lifecycle")
 
@@ -212,7 +214,7 @@ def retry(app: Celery, store: StateStore, wf_id: str, resume_subworkflow_tasks: 
             step = _worker_step(plan, task)
             if step is None:
                 seq += 1
-                _retry_in_place(plan, running, task, seq, transition)
+                _retry_in_place(plan, running, task, seq, transition, document)
                 continue
             seq += 1
             record = _next_attempt(running, plan, step, task, seq, document, now)
@@ -232,15 +234,28 @@ def retry(app: Celery, store: StateStore, wf_id: str, resume_subworkflow_tasks: 
 
 
 def _retry_in_place(
-    plan: Plan, workflow: dict[str, Any], task: dict[str, Any], seq: int, transition: Transition
+    plan: Plan,
+    workflow: dict[str, Any],
+    task: dict[str, Any],
+    seq: int,
+    transition: Transition,
+    document: dict[str, Any],
 ) -> None:
-    """A retry's new attempt of a task no worker runs: a WAIT / HUMAN waits again (as its own
-    retries make it), a SUB_WORKFLOW starts a new child workflow. Other types are refused."""
+    """A retry's new attempt of a task no worker runs: a sync system task runs again now, a WAIT /
+    HUMAN waits again (as its own retries make it), a SUB_WORKFLOW starts a new child workflow.
+    Other types are refused."""
     try:
         node = plan.node(task["referenceTaskName"])
     except KeyError:
         node = None
     change = transition.change
+    if isinstance(node, System) and node.type in SYNC_TASKS:
+        record = _sync_attempt(node, workflow, task, seq, document)
+        change.write({**task, "retried": True})
+        change.create(record)
+        if record.get("_variables") is not None:
+            change.update["variables"] = record.pop("_variables")
+        return
     if isinstance(node, Wait):
         record = wait_retry_record(node, task, seq, 0)
         change.write({**task, "retried": True})
@@ -276,10 +291,50 @@ def _retry_in_place(
             transition.children.append(start)
             return
     raise ConflictError(
-        f"Task {task['referenceTaskName']} ({task.get('taskType')}) cannot be retried: worker tasks, WAIT, "
-        "HUMAN and SUB_WORKFLOW tasks are scheduled again and JOIN / DO_WHILE reset; rerun the workflow "
+        f"Task {task['referenceTaskName']} ({task.get('taskType')}) cannot be retried: worker, system, WAIT, "
+        "HUMAN and SUB_WORKFLOW tasks get a new attempt and JOIN / DO_WHILE are reset; rerun the workflow "
         "from an earlier task, or restart it"
     )
+
+
+def _sync_attempt(
+    node: System, workflow: dict[str, Any], task: dict[str, Any], seq: int, document: dict[str, Any]
+) -> dict[str, Any]:
+    """A sync system task (INLINE, LAMBDA, JSON_JQ_TRANSFORM, SET_VARIABLE, NOOP) run again as a new
+    attempt, ended as the decider ends it (``_variables``: SET_VARIABLE's variables after it)."""
+    now = now_ms()
+    attempt = int(task.get("retryCount") or 0) + 1
+    task_id = attempt_id(workflow["workflowId"], task["referenceTaskName"], attempt)
+    record = {
+        **task,
+        "taskId": task_id,
+        "retryCount": attempt,
+        "retriedTaskId": task["taskId"],
+        "retried": False,
+        "executed": True,
+        "seq": seq,
+        "scheduledTime": now,
+        "startTime": now,
+        "endTime": now,
+        "updateTime": now,
+        "reasonForIncompletion": None,
+    }
+    try:
+        data = resolve_task_input(node.input_parameters, document, task_id=task_id, env=allowed_environment())
+    except ExpressionError as exc:
+        outcome = Outcome(TaskStatus.FAILED_WITH_TERMINAL_ERROR, {}, str(exc))
+        data = task.get("inputData") or {}
+    else:
+        outcome = SYNC_TASKS[node.type](data, workflow)
+    status = outcome.status
+    if node.policy.optional and not status.successful:
+        status = TaskStatus.COMPLETED_WITH_ERRORS
+    record.update(inputData=data, status=status.value, outputData=outcome.output)
+    if outcome.reason is not None:
+        record["reasonForIncompletion"] = shorten(outcome.reason, REASON_LIMIT, quote=False)
+    if outcome.variables is not None:
+        record["_variables"] = outcome.variables
+    return record
 
 
 def _next_attempt(
