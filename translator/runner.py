@@ -313,7 +313,7 @@ def registered_plan(name: str, settings: Settings | None = None) -> Plan:
         raise UsageError(f"invalid version {version_text!r} in {name!r} (NAME or NAME:VERSION)") from None
     store = status_store(settings)
     metadata = MetadataStore(store.client, store.prefix)
-    return build_plan(metadata.bundle(metadata.workflow(base, version)))
+    return metadata.plan(base, version)
 
 
 def status_store(settings: Settings | None = None) -> RedisStore:

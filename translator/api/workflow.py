@@ -242,7 +242,7 @@ def restart(svc: Svc, workflowId: str, useLatestDefinitions: Annotated[bool, Que
     plan = None
     if useLatestDefinitions:  # the latest registered version of its definition
         execution = _execution(svc, workflowId, include_tasks=False)
-        plan = build_plan(svc.metadata.bundle(svc.metadata.workflow(execution.get("workflowName", ""))))
+        plan = svc.metadata.plan(execution.get("workflowName", ""))
     lifecycle.restart(
         svc.session.app,
         svc.session.store,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from translator.engine.plan import Plan, Step, Wait
+from translator.engine.plan import Plan, Policy, Step, Wait
 from translator.store.state import Deadline, Due
 
 DEFAULT_PARK_AFTER = 300  # seconds: longer delays wait in the store, not in the broker (see wake)
@@ -40,26 +40,36 @@ def _deadline(kind: str, record: Mapping[str, Any], token: int) -> Deadline:
     )
 
 
-def response_deadline(record: Mapping[str, Any], step: Step) -> Due | None:
-    """responseTimeoutSeconds (+ callbackAfterSeconds) after an attempt started: unresponsive."""
-    seconds = step.policy.response_timeout_seconds
+def _response_due(kind: str, record: Mapping[str, Any], policy: Policy) -> Due | None:
+    """responseTimeoutSeconds (+ callbackAfterSeconds) after an attempt started (a deadline of ``kind``)."""
+    seconds = policy.response_timeout_seconds
     if seconds <= 0 or not record.get("startTime"):
         return None
     token = int(record["startTime"])
     grace = seconds + int(record.get("callbackAfterSeconds") or 0)
-    return _deadline("response", record, token), token + grace * 1000
+    return _deadline(kind, record, token), token + grace * 1000
+
+
+def _timeout_due(kind: str, record: Mapping[str, Any], policy: Policy) -> Due | None:
+    """timeoutSeconds after an attempt started, plus its startDelay, as Conductor measures it (a
+    deadline of ``kind``). None for ALERT_ONLY, which only logs an attempt that overran."""
+    if policy.timeout_seconds <= 0 or policy.timeout_policy == "ALERT_ONLY" or not record.get("startTime"):
+        return None
+    token = int(record["startTime"])
+    after = policy.timeout_seconds + int(record.get("startDelayInSeconds") or 0)
+    return _deadline(kind, record, token), token + after * 1000
+
+
+def response_deadline(record: Mapping[str, Any], step: Step) -> Due | None:
+    """responseTimeoutSeconds (+ callbackAfterSeconds) after an attempt started: unresponsive."""
+    return _response_due("response", record, step.policy)
 
 
 def timeout_deadline(record: Mapping[str, Any], step: Step) -> Due | None:
     """timeoutSeconds after an attempt started (plus its startDelay, as Conductor measures it):
     how an embedded run enforces it, its threads being impossible to stop (a worker pool's time
     limits do it there). None for ALERT_ONLY, which only logs an attempt that overran."""
-    policy = step.policy
-    if policy.timeout_seconds <= 0 or policy.timeout_policy == "ALERT_ONLY" or not record.get("startTime"):
-        return None
-    token = int(record["startTime"])
-    after = policy.timeout_seconds + int(record.get("startDelayInSeconds") or 0)
-    return _deadline("timeout", record, token), token + after * 1000
+    return _timeout_due("timeout", record, step.policy)
 
 
 def poll_deadline(record: Mapping[str, Any], step: Step) -> Due | None:
@@ -154,12 +164,7 @@ def wait_timeout_deadline(record: Mapping[str, Any], node: Wait) -> Due | None:
     """A WAIT / HUMAN attempt's TaskDef timeoutSeconds after it started (plus its startDelay), as
     DeciderService.checkTaskTimeout measures every task with a definition. None for ALERT_ONLY, which
     only logs it."""
-    policy = node.policy
-    if policy.timeout_seconds <= 0 or policy.timeout_policy == "ALERT_ONLY" or not record.get("startTime"):
-        return None
-    token = int(record["startTime"])
-    after = policy.timeout_seconds + int(record.get("startDelayInSeconds") or 0)
-    return _deadline("wait_timeout", record, token), token + after * 1000
+    return _timeout_due("wait_timeout", record, node.policy)
 
 
 def wait_response_deadline(record: Mapping[str, Any], node: Wait) -> Due | None:
@@ -167,12 +172,9 @@ def wait_response_deadline(record: Mapping[str, Any], node: Wait) -> Due | None:
     DeciderService.isResponseTimedOut finds it (nothing updates a HUMAN task meanwhile). None for a
     WAIT: Conductor's system task executor updates a waiting WAIT at every evaluation, always before
     responseTimeoutSeconds + callbackAfterSeconds have passed, so it never times out that way."""
-    seconds = node.policy.response_timeout_seconds
-    if node.type != "HUMAN" or seconds <= 0 or not record.get("startTime"):
+    if node.type != "HUMAN":
         return None
-    token = int(record["startTime"])
-    grace = seconds + int(record.get("callbackAfterSeconds") or 0)
-    return _deadline("wait_response", record, token), token + grace * 1000
+    return _response_due("wait_response", record, node.policy)
 
 
 def waiting_started(record: Mapping[str, Any], node: Wait) -> list[Due]:

@@ -196,6 +196,23 @@ def new_record(
     }
 
 
+def next_attempt(failed: Mapping[str, Any], seq: int, now: int, **fields: Any) -> dict[str, Any]:
+    """The next attempt of a task, a copy of its ``failed`` one (as Conductor's retries copy it) with
+    the next attempt's id and counters, then ``fields``."""
+    attempt = int(failed.get("retryCount") or 0) + 1
+    return {
+        **failed,
+        "taskId": attempt_id(failed["workflowInstanceId"], failed["referenceTaskName"], attempt),
+        "retryCount": attempt,
+        "retriedTaskId": failed["taskId"],
+        "retried": False,
+        "seq": seq,
+        "scheduledTime": now,
+        "updateTime": now,
+        **fields,
+    }
+
+
 def scheduled_record(
     workflow: Mapping[str, Any],
     step: Step,

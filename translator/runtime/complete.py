@@ -18,7 +18,7 @@ from celery import Celery
 
 from translator.engine.compiler import timing_of
 from translator.engine.deadlines import attempt_deadlines, wait_deadlines, waiting_started, wake_deadline
-from translator.engine.decide import Records, Transition, attempt_id, decide, step_of
+from translator.engine.decide import Records, Transition, attempt_id, decide, next_attempt, step_of
 from translator.engine.plan import Plan, Step, Wait, base_ref
 from translator.errors import TaskNotPending, UsageError, WorkflowNotFound
 from translator.runtime.dispatch import decide_and_store
@@ -240,25 +240,19 @@ def wait_retry_record(node: Wait, failed: Mapping[str, Any], seq: int, delay: in
     callbackAfterSeconds). A WAIT is SCHEDULED until its delay is over (a ``wake`` deadline starts
     it); a HUMAN, a synchronous system task, starts at once."""
     now = now_ms()
-    attempt = int(failed.get("retryCount") or 0) + 1
-    retry = {
-        **failed,
-        "taskId": attempt_id(failed["workflowInstanceId"], failed["referenceTaskName"], attempt),
-        "retryCount": attempt,
-        "retriedTaskId": failed["taskId"],
-        "retried": False,
-        "executed": False,
-        "status": TaskStatus.SCHEDULED.value,
-        "outputData": {},
-        "pollCount": 0,
-        "seq": seq,
-        "scheduledTime": now,
-        "startTime": 0,
-        "endTime": 0,
-        "updateTime": now,
-        "startDelayInSeconds": delay,
-        "callbackAfterSeconds": delay,
-    }
+    retry = next_attempt(
+        failed,
+        seq,
+        now,
+        executed=False,
+        status=TaskStatus.SCHEDULED.value,
+        outputData={},
+        pollCount=0,
+        startTime=0,
+        endTime=0,
+        startDelayInSeconds=delay,
+        callbackAfterSeconds=delay,
+    )
     if node.type == "HUMAN" or delay <= 0:
         retry.update(status=TaskStatus.IN_PROGRESS.value, startTime=now)
     return retry

@@ -32,13 +32,13 @@ from translator.engine.decide import (
     Dispatch,
     Records,
     Transition,
-    attempt_id,
     child_start,
     child_workflow_id,
     decide,
     evaluation_document,
     failure_workflow_id,
     new_record,
+    next_attempt,
     scheduled_record,
     step_of,
 )
@@ -81,8 +81,9 @@ def _store(
     wf_id: str,
     build: Callable[[dict[str, Any], Plan, list[dict[str, Any]]], Transition | None],
 ) -> tuple[Transition, Plan] | None:
-    """Read, build the change, store it if nothing was stored meanwhile (else again), follow it up.
-    None when ``build`` has nothing to do."""
+    """Read, build the change, store it if nothing was stored meanwhile (else again), follow it up
+    with the plan the execution runs after it (a restart may give it another). None when ``build`` has
+    nothing to do."""
     for _ in range(MAX_CONFLICTS):
         fields, plan, tasks = _read(store, wf_id)
         transition = build(fields, plan, tasks)
@@ -90,9 +91,10 @@ def _store(
             return None
         saved = store.apply(wf_id, transition.change, rev=int(fields.get("_rev") or 0))
         if saved.applied:
-            follow_up(
-                app, store, plan_of(store, store.workflow_fields(wf_id) or fields) or plan, wf_id, transition
-            )
+            digest = transition.change.update.get("_plan")
+            if digest is not None:
+                plan = plan_of(store, {"_plan": digest}) or plan
+            follow_up(app, store, plan, wf_id, transition)
             return transition, plan
         if not saved.conflict:
             continue  # the status changed under us: read again, the preconditions decide
@@ -135,7 +137,7 @@ def resume(app: Celery, store: StateStore, wf_id: str) -> None:
 
     stored = _store(app, store, wf_id, build)
     if stored is not None:
-        _send_scheduled(app, store, wf_id, stored[0])
+        _send_scheduled(app, store, wf_id, *stored)
 
 
 def terminate(app: Celery, store: StateStore, wf_id: str, reason: str | None = None) -> None:
@@ -264,25 +266,13 @@ def _retry_in_place(
         return
     if isinstance(node, SubWorkflow) and task.get("taskType") == "SUB_WORKFLOW":
         now = now_ms()
-        attempt = int(task.get("retryCount") or 0) + 1
-        task_id = attempt_id(workflow["workflowId"], task["referenceTaskName"], attempt)
-        record = {
-            **task,
-            "taskId": task_id,
-            "status": TaskStatus.IN_PROGRESS.value,
-            "retryCount": attempt,
-            "retriedTaskId": task["taskId"],
-            "retried": False,
-            "executed": False,
-            "seq": seq,
-            "scheduledTime": now,
-            "startTime": now,
-            "endTime": 0,
-            "updateTime": now,
-            "reasonForIncompletion": None,
-            "subWorkflowId": child_workflow_id(task_id),
-            "outputData": {"subWorkflowId": child_workflow_id(task_id)},
-        }
+        record = next_attempt(
+            task, seq, now, status=TaskStatus.IN_PROGRESS.value, executed=False, startTime=now, endTime=0
+        )
+        child_id = child_workflow_id(record["taskId"])
+        record.update(
+            reasonForIncompletion=None, subWorkflowId=child_id, outputData={"subWorkflowId": child_id}
+        )
         start = child_start(plan, workflow, record)
         if start is not None:
             change.write({**task, "retried": True})
@@ -303,22 +293,10 @@ def _sync_attempt(
     """A sync system task (INLINE, LAMBDA, JSON_JQ_TRANSFORM, SET_VARIABLE, NOOP) run again as a new
     attempt, ended as the decider ends it (``_variables``: SET_VARIABLE's variables after it)."""
     now = now_ms()
-    attempt = int(task.get("retryCount") or 0) + 1
-    task_id = attempt_id(workflow["workflowId"], task["referenceTaskName"], attempt)
-    record = {
-        **task,
-        "taskId": task_id,
-        "retryCount": attempt,
-        "retriedTaskId": task["taskId"],
-        "retried": False,
-        "executed": True,
-        "seq": seq,
-        "scheduledTime": now,
-        "startTime": now,
-        "endTime": now,
-        "updateTime": now,
-        "reasonForIncompletion": None,
-    }
+    record = next_attempt(
+        task, seq, now, executed=True, startTime=now, endTime=now, reasonForIncompletion=None
+    )
+    task_id = record["taskId"]
     try:
         data = resolve_task_input(node.input_parameters, document, task_id=task_id, env=allowed_environment())
     except ExpressionError as exc:
@@ -550,7 +528,7 @@ def _rerun_from(
 def _containers_of(plan: Plan, kept: list[dict[str, Any]], target: dict[str, Any]) -> list[dict[str, Any]]:
     """The DO_WHILE records ``target`` runs in, and the JOINs waiting for the fork branches it is in,
     that are no longer IN_PROGRESS: they run again with it."""
-    path = plan.paths.get(_base(target.get("_fork") or target["referenceTaskName"])) or ()
+    path = plan.paths.get(base_ref(target.get("_fork") or target["referenceTaskName"])) or ()
     refs = {node_ref for _, _, node_ref in path}
     joins = {
         ref
@@ -559,7 +537,7 @@ def _containers_of(plan: Plan, kept: list[dict[str, Any]], target: dict[str, Any
     }
     found = []
     for task in kept:
-        ref = _base(task["referenceTaskName"])
+        ref = base_ref(task["referenceTaskName"])
         if task["status"] == "IN_PROGRESS" or task["taskId"] == target["taskId"]:
             continue
         if (ref in refs and task.get("taskType") == "DO_WHILE") or ref in joins:
@@ -688,15 +666,11 @@ def _kick(app: Celery, store: StateStore, wf_id: str) -> None:
     _store(app, store, wf_id, build)
 
 
-def _send_scheduled(app: Celery, store: StateStore, wf_id: str, transition: Transition) -> None:
-    """Send again every SCHEDULED worker attempt the transition did not send (a duplicate of an
-    attempt's message is harmless: it runs once)."""
-    fields = store.workflow_fields(wf_id)
-    plan = plan_of(store, fields) if fields is not None else None
-    if plan is None:
-        return
+def _send_scheduled(app: Celery, store: StateStore, wf_id: str, transition: Transition, plan: Plan) -> None:
+    """Send again every SCHEDULED worker attempt a decision from every record (``_decide_all``) wrote
+    and did not send (a duplicate of an attempt's message is harmless: it runs once)."""
     sent = {(d.ref, d.attempt) for d in transition.send}
-    for task in store.tasks(wf_id):
+    for task in list(transition.change.records.values()):
         if task["status"] != "SCHEDULED" or _worker_step(plan, task) is None:
             continue
         if (task["referenceTaskName"], int(task.get("retryCount") or 0)) not in sent:
@@ -718,10 +692,6 @@ def _workflow_timeout(workflow: Mapping[str, Any], plan: Plan) -> list[Any]:
 
 def _order(record: Mapping[str, Any]) -> tuple[int, int]:
     return int(record.get("seq") or 0), int(record.get("retryCount") or 0)
-
-
-def _base(ref: str) -> str:
-    return base_ref(ref)
 
 
 def _names_of(task: Mapping[str, Any]) -> list[str]:

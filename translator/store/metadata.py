@@ -32,6 +32,7 @@ from translator.definitions.loader import (
 )
 from translator.definitions.model import TaskDef, WorkflowDef
 from translator.definitions.validate import validate_bundle, validate_taskdef, validate_workflow
+from translator.engine.plan import Plan, build_plan
 from translator.errors import ConflictError, DefinitionError, DefinitionNotFound
 
 REGISTRY = "registry:"
@@ -218,3 +219,8 @@ class MetadataStore:
             raise DefinitionError(f"{file}: {len(errors)} error(s) in the definitions", errors)
         bundle.issues = issues
         return bundle
+
+    def plan(self, name: str, version: int | None = None) -> Plan:
+        """The plan of the registered workflow ``name`` (``version`` None: the latest), validated with
+        every registered definition it may use. DefinitionNotFound, DefinitionError."""
+        return build_plan(self.bundle(self.workflow(name, version)))
