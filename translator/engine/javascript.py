@@ -1,21 +1,29 @@
-"""Conductor's JavaScript evaluation (SWITCH/DECISION cases, DO_WHILE conditions, INLINE, LAMBDA) on V8.
+"""Conductor's JavaScript evaluation (SWITCH/DECISION cases, DO_WHILE conditions, INLINE, LAMBDA) on QuickJS.
 
-Conductor runs scripts on GraalJS (``ScriptEvaluator``); translator runs them on V8 through
-``mini-racer``, with the same contract:
+Conductor runs scripts on GraalJS (``ScriptEvaluator``); translator runs them on QuickJS-ng (the
+``quickjs-ng`` package), embedded in the calling thread, with the same contract:
 
 * ``$`` (any key of ``bindings``) is a global holding a fresh copy of the input, passed as JSON text
-  and parsed by ``JSON.parse`` inside V8 (never spliced into code); as Conductor binds Java Maps and
-  Lists, its objects and arrays also answer ``get``, ``size``, ``isEmpty``, ``contains`` (arrays) and
-  ``get``, ``getOrDefault``, ``containsKey``, ``containsValue``, ``keySet``, ``values``, ``size``,
-  ``isEmpty`` (objects), non-enumerable;
+  and parsed by ``JSON.parse`` inside the engine (never spliced into code); as Conductor binds Java
+  Maps and Lists, its objects and arrays also answer ``get``, ``size``, ``isEmpty``, ``contains``
+  (arrays) and ``get``, ``getOrDefault``, ``containsKey``, ``containsValue``, ``keySet``, ``values``,
+  ``size``, ``isEmpty`` (objects), non-enumerable;
 * the script runs as a script: its value is the value of its last statement;
-* nothing a script defines or mutates is seen by another call: one isolate per process serves every
-  call (``_Isolates``), with frozen built-ins, its global object restored after each script, and a fresh
-  isolate after a throw, a timeout or a global left behind;
-* at most :func:`script_timeout` seconds (``TRANSLATOR_SCRIPT_TIMEOUT``, default 4 like Conductor) and
-  :func:`memory_limit` bytes of heap (``TRANSLATOR_SCRIPT_MEMORY_MB``, default 256; typed-array
-  buffers live outside the heap and are bounded only by the timeout);
-* no host access: plain ECMAScript only (no ``require``, ``process``, ``fetch``, I/O, ``WebAssembly``).
+* nothing a script defines or mutates is seen by another call: one engine per thread serves every call
+  (``_Engines``), with frozen built-ins, its global object restored after each script, and a fresh
+  engine after a timeout, an exhausted memory limit or a global left behind;
+* at most :func:`script_timeout` seconds of CPU time (``TRANSLATOR_SCRIPT_TIMEOUT``, default 4 like
+  Conductor; the process's CPU time, as C's ``clock()`` counts it) and :func:`memory_limit` bytes
+  (``TRANSLATOR_SCRIPT_MEMORY_MB``, default 256: everything the engine allocates, typed arrays
+  included);
+* no host access: plain ECMAScript only (no ``require``, ``process``, ``fetch``, I/O, ``WebAssembly``,
+  ``Intl``; QuickJS's own ``InternalError``, ``performance``, ``queueMicrotask``, ``atob``/``btoa`` and
+  ``DOMException`` are removed).
+
+Like GraalJS as Conductor runs it (without a JIT compiler), QuickJS interprets scripts; V8-style
+engines run long computations faster. Errors carry QuickJS's message and the script's line
+(``"TypeError: cannot read property 'b' of undefined at line 2"``); a thrown value that is not an
+Error has no line.
 
 Result conversion (``ScriptEvaluator.getObject``): undefined/null -> None, booleans, strings; numbers ->
 int when integral and within a Java long, else float (``-0`` stays ``-0.0``); arrays and typed arrays ->
@@ -25,32 +33,22 @@ cannot hold, become the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` that 
 writes when it stores them (so :func:`case_string` matches Conductor; :func:`eval_bool` of Infinity is
 False where Conductor's is true); ``console`` exists and does nothing (Conductor: undefined).
 
-V8 is started lazily by the first evaluation in a process and runs single-threaded (mini-racer's
-default), so a process forked after its parent evaluated scripts (Celery prefork) evaluates normally;
-the event-loop thread that drives mini-racer is per process and recreated after a fork.
+The engine runs in the calling thread (no engine thread, nothing to hand over): a process forked
+after its parent evaluated scripts (Celery prefork) makes its own engines.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import os
-import queue
 import re
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping
 from typing import Any
 
-from py_mini_racer import (
-    JSEvalException,
-    JSOOMException,
-    JSParseException,
-    JSTimeoutException,
-    mini_racer,
-)
-from py_mini_racer._exc import MiniRacerBaseException
+# quickjs-ng's extension module, used directly: its ``quickjs`` package starts a thread pool at import
+import _quickjs
 
 from translator.definitions.expressions import java_string
 from translator.definitions.jsonsource import MAX_DEPTH
@@ -76,13 +74,9 @@ DEFAULT_MEMORY_MB = 256
 TIMEOUT_VARIABLE = "TRANSLATOR_SCRIPT_TIMEOUT"
 MEMORY_VARIABLE = "TRANSLATOR_SCRIPT_MEMORY_MB"
 _LONG_MIN = -(2**63)
-_SCRIPT_NAME = "script"  # the script's name in V8 locations; errors in it report their line
-_LOCATION = re.compile(r"(?P<where>[^\n]*?):(?P<line>\d+): (?P<message>[^\n]*)")
-_SCRIPT_FRAME = re.compile(rf"^\s+at (?:.*\()?{_SCRIPT_NAME}:(?P<line>\d+):\d+\)?$", re.MULTILINE)
 _GAP = re.compile(r"(?:\s|//[^\n]*|/\*.*?\*/)*", re.DOTALL)  # whitespace and comments
 _STRING = re.compile(r"'(?:[^'\\\n]|\\.)*'" + r'|"(?:[^"\\\n]|\\.)*"', re.DOTALL)
 _CONTINUES = tuple(".[(+-*/%<>=!&|?,`")  # a string literal followed by one of these is not a directive
-_CANCEL_WAIT = 1.0  # seconds to wait for a timed-out script's end once V8 was told to stop it
 
 
 class ScriptError(TranslatorError):
@@ -134,25 +128,9 @@ def evaluate(script: str, bindings: Mapping[str, Any], *, timeout: float | None 
     ``timeout`` defaults to :func:`script_timeout`. Raises ScriptError with the engine's message
     (``"TypeError: ... at line 3"``, ``"script timed out after 4 s"``...).
     """
-    seconds = script_timeout() if timeout is None else timeout
-    if not seconds > 0:
-        raise UsageError(f"a script timeout must be positive, got {seconds!r}")
+    seconds = _seconds(timeout)
     _check_text(script)
-    try:  # ASCII: lone surrogates survive
-        call = json.dumps([MAX_DEPTH, _SCRIPT_NAME, script, dict(bindings)], allow_nan=False)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise ScriptError(_one_line(f"the script's input is not JSON: {exc}")) from None
-    with _Isolates.take(seconds) as isolate:
-        try:
-            result = isolate.call(call, seconds)
-        except MiniRacerBaseException as exc:
-            isolate.reusable = False  # a script that threw may have left anything behind
-            raise _script_error(exc, seconds, isolate.racer, script) from None
-        if not isinstance(result, str) or result[:1] not in ("+", "-"):  # the runner returns JSON text
-            isolate.reusable = False
-            raise ScriptError(f"unexpected result from the script engine: {type(result).__name__}")
-        isolate.reusable = result[0] == "+" and not isolate.racer.was_hard_memory_limit_reached()
-    return json.loads(result[1:], parse_float=_number)
+    return _run([MAX_DEPTH, "", script, dict(bindings)], seconds, script)
 
 
 def function_script(body: str) -> str:
@@ -167,18 +145,23 @@ def evaluate_function_body(body: str, bindings: Mapping[str, Any], *, timeout: f
 
 def syntax_error(script: str) -> str | None:
     """The parse error of ``script`` (``"SyntaxError: ... at line 2"``), or None; nothing is run."""
-    # V8 compiles (and may reject) the whole script, then runs only its first statement: the throw.
-    # A leading "use strict" directive would stop being one after it, so it is repeated first.
+    # The engine compiles (and may reject) the whole script, then runs only its first statement: the
+    # throw. A leading "use strict" directive would stop being one after it, so it is repeated first.
     _check_text(script)
     prefix = '"use strict";throw 0;' if _starts_strict(script) else "throw 0;"
-    with _context() as racer:
-        try:
-            racer.eval(prefix + script, timeout_sec=script_timeout())
-        except JSParseException as exc:
-            return _message(str(exc), script)
-        except MiniRacerBaseException:
-            return None
+    try:
+        _run([MAX_DEPTH, prefix, script, {}], script_timeout(), script)
+    except ScriptError as exc:
+        message = str(exc)
+        return message if message.startswith("SyntaxError") else None
     return None  # pragma: no cover - the script always throws
+
+
+def _seconds(timeout: float | None) -> float:
+    seconds = script_timeout() if timeout is None else timeout
+    if not seconds > 0 or math.isinf(seconds):
+        raise UsageError(f"a script timeout must be positive, got {seconds!r}")
+    return seconds
 
 
 def eval_bool(value: Any) -> bool:
@@ -209,12 +192,13 @@ def case_string(value: Any) -> str:
 # Engine
 
 
-# The runner, compiled in each fresh context before the script runs: it keeps its own references
-# to the builtins it uses (the script may replace the globals), binds the inputs, runs the script
-# with an indirect eval (a global script: its completion value is returned) and writes the result
-# as JSON itself, following ScriptEvaluator.getObject rather than JSON.stringify.
+# The runner, compiled once per engine before any script runs: it keeps its own references to the
+# builtins it uses (the script may replace the globals), binds the inputs, runs the script with an
+# indirect eval (a global script: its completion value is returned) and writes the result as JSON
+# itself, following ScriptEvaluator.getObject rather than JSON.stringify. The script is evaluated
+# after PADDING newlines, so its lines are told from the runner's in a stack trace.
 _RUNNER = r"""
-(function () {
+(function (PADDING) {
   "use strict";
   const global = globalThis, indirectEval = global.eval, parse = JSON.parse, quote = JSON.stringify;
   const keys = Object.keys, isArray = Array.isArray, isView = ArrayBuffer.isView, apply = Reflect.apply;
@@ -223,10 +207,19 @@ _RUNNER = r"""
   const mapForEach = Map.prototype.forEach;
   const dataViewBuffer = Object.getOwnPropertyDescriptor(DataView.prototype, "buffer").get;
   const LONG_MIN = -(2n ** 63n), LONG_MAX = 2n ** 63n - 1n;
-  global.setTimeout = global.clearTimeout = global.__timer_manager = undefined;  // mini-racer's
-  delete global.WebAssembly;
+  const InternalError = global.InternalError, exec = RegExp.prototype.exec;
   const ownKeys = Reflect.ownKeys, describe = Object.getOwnPropertyDescriptor;
   const define = Object.defineProperty, freeze = Object.freeze, protoOf = Object.getPrototypeOf;
+  for (const name of ["InternalError", "performance", "queueMicrotask", "atob", "btoa", "DOMException"]) {
+    delete global[name];  // not ECMAScript: QuickJS's own
+  }
+  const ignore = function () {};
+  const console = {};
+  for (const name of ["log", "info", "warn", "error", "debug", "trace", "dir", "table", "assert", "count",
+                      "time", "timeEnd", "timeLog", "group", "groupEnd"]) {
+    console[name] = ignore;
+  }
+  define(global, "console", {value: console, writable: true, enumerable: false, configurable: true});
 
   // Conductor binds its input as Java Maps and Lists (GraalJS host objects): the input's objects and
   // arrays also answer the java.util.Map / List methods below (non-enumerable, on their prototypes;
@@ -310,13 +303,28 @@ _RUNNER = r"""
     return root;
   }
 
-  // The isolate serves many scripts: the intrinsics are frozen (a script cannot change what the next
-  // one sees), and after each script the global object is put back as it is now.
-  const initial = new Map();
-  for (const name of ownKeys(global)) initial.set(name, describe(global, name));
-  const seen = new Set(), todo = [];
-  for (const d of initial.values()) todo.push(d.value, d.get, d.set);
-  todo.push(listProto, mapProto);
+  // The engine serves many scripts. The intrinsics are frozen (a script cannot change what the next one
+  // sees), and the global object keeps none of the built-in globals as its own properties: they live,
+  // as accessors, on a frozen object put between the global object and Object.prototype. A script
+  // still reads and assigns them as globals (an assignment or a declaration makes an own property of
+  // the global object, which then hides the built-in), and afterwards every own property the global
+  // object did not have is deleted: that is all there is to put back.
+  const shared = createFrom(protoOf(global)), isExtensible = Object.isExtensible;
+  const seen = new Set(), todo = [listProto, mapProto];
+  for (const name of ownKeys(global)) {
+    const d = describe(global, name);
+    todo.push(d.value, d.get, d.set);
+    if (!d.configurable) continue;  // undefined, NaN, Infinity: they cannot change
+    const {value, writable, enumerable} = d;
+    const get = d.get || function () { return value; };
+    const set = d.set || function (item) {
+      define(this, name, {value: item, writable: writable, enumerable: enumerable, configurable: true});
+    };
+    define(shared, name, {get: get, set: set, enumerable: enumerable, configurable: false});
+    delete global[name];
+  }
+  setProto(global, shared);
+  todo.push(shared);
   while (todo.length) {
     const v = todo.pop();
     const kind = typeof v;
@@ -329,22 +337,21 @@ _RUNNER = r"""
     }
     todo.push(protoOf(v));
   }
+  const own = ownKeys(global), initial = new Set(own);
 
   function reset() {  // true when the global object is as it was
-    for (const name of ownKeys(global)) {
-      if (!initial.has(name)) {
-        try { delete global[name]; } catch (e) { return false; }  // not configurable: a fresh isolate
+    if (!isExtensible(global)) return false;  // frozen or sealed: a fresh engine
+    if (protoOf(global) !== shared) {
+      try { setProto(global, shared); } catch (e) { return false; }
+    }
+    const now = ownKeys(global);
+    if (now.length === own.length) return true;  // the rest are immutable
+    for (let i = 0; i < now.length; i++) {
+      if (!initial.has(now[i])) {
+        try { delete global[now[i]]; } catch (e) { return false; }  // not configurable: a fresh engine
       }
     }
-    for (const [name, d] of initial) {
-      const now = describe(global, name);
-      const same = now && now.value === d.value && now.get === d.get && now.set === d.set &&
-        now.writable === d.writable && now.enumerable === d.enumerable && now.configurable === d.configurable;
-      if (!same) {
-        try { define(global, name, d); } catch (e) { return false; }
-      }
-    }
-    return ownKeys(global).length === initial.size;
+    return ownKeys(global).length === own.length;
   }
 
   function isBrand(getter, value) {
@@ -361,6 +368,7 @@ _RUNNER = r"""
     return isSafeInteger(n) || text.indexOf(".") >= 0 || text.indexOf("e") >= 0 ? text : text + ".0";
   }
 
+  const tooDeep = {};  // thrown by convert: the result is nested too deep
   function convert(value, depth) {
     switch (typeof value) {
       case "undefined": return "null";
@@ -372,7 +380,7 @@ _RUNNER = r"""
       case "symbol": case "function": return "null";
     }
     if (value === null) return "null";
-    if (depth > maxDepth) throw new RangeError(tooDeep);
+    if (depth > maxDepth) throw tooDeep;
     let out;
     if (isArray(value) || (isView(value) && !isBrand(dataViewBuffer, value))) {
       out = "[";
@@ -398,167 +406,124 @@ _RUNNER = r"""
     return out + "}";
   }
 
-  let maxDepth = 0, tooDeep = "";
-  // Called with the JSON text of [depthLimit, name, script, bindings] as `this` (one value crosses
-  // into V8 per call). Returns the result's JSON text, after "+" (the isolate may serve the next
-  // script) or "-" (it may not).
-  return function run() {
-    const [depthLimit, name, script, bindings] = parse(this);
+  const frame = /<input>:(\d+):\d+/g;
+  function failure(error) {  // "!" and the JSON of [message, line of the script or null]
+    if (error instanceof InternalError && error.message === "out of memory") throw error;
+    if (error === tooDeep) {
+      return "!" + quote(["the script's result is nested deeper than " + maxDepth +
+                          " arrays/objects (or refers to itself)", null]);
+    }
+    let message = "script failed", line = null, stack;
+    try { message = toString(error); } catch (e) { /* keep the generic message */ }
+    try { stack = error !== null && typeof error === "object" ? error.stack : undefined; } catch (e) { }
+    if (typeof stack === "string") {
+      frame.lastIndex = 0;
+      for (let found = apply(exec, frame, [stack]); found; found = apply(exec, frame, [stack])) {
+        if (+found[1] > PADDING) { line = found[1] - PADDING; break; }
+      }
+    }
+    return "!" + quote([message, line]);
+  }
+
+  let maxDepth = 0;
+  const padding = "\n".repeat(PADDING);
+  // Called with the JSON text of [depthLimit, prefix, script, bindings]. Returns "+" (the engine may
+  // serve the next script) or "-" (it may not), then the result's JSON text or "!" and the failure's.
+  // The text is flattened (slice): the engine's binding cannot hand a rope string to Python.
+  return function run(call) {
+    const [depthLimit, prefix, script, bindings] = parse(call);
     maxDepth = depthLimit;
-    tooDeep = "the script's result is nested deeper than " + depthLimit +
-      " arrays/objects (or refers to itself)";
-    const names = keys(bindings);
-    for (let i = 0; i < names.length; i++) global[names[i]] = adopt(bindings[names[i]]);
-    const text = convert(indirectEval(script + "\n//# sourceURL=" + name), 1);
-    return (reset() ? "+" : "-") + text;
+    let text;
+    try {
+      const names = keys(bindings);
+      for (let i = 0; i < names.length; i++) global[names[i]] = adopt(bindings[names[i]]);
+      text = convert(indirectEval(prefix + padding + script), 1);
+    } catch (error) {
+      text = failure(error);
+    }
+    return ((reset() ? "+" : "-") + text).slice(0);
   };
-})()
-//# sourceURL=translator-runner
+})
 """
+_PADDING = 1000  # newlines before the script; more than the runner has
 
 
-class _Loop:
-    """The asyncio loop (on a daemon thread) that drives mini-racer contexts, one per process."""
+class _Engine:
+    """A QuickJS runtime with the runner compiled in it, kept for the next script while ``reusable``.
 
-    lock = threading.Lock()
-    loop: asyncio.AbstractEventLoop | None = None
+    It belongs to the thread that made it (a runtime must not be shared between threads)."""
 
-    @classmethod
-    def get(cls) -> asyncio.AbstractEventLoop:
-        with cls.lock:
-            if cls.loop is None:
-                loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="translator-js", daemon=True).start()
-                cls.loop = loop
-            return cls.loop
-
-    @classmethod
-    def after_fork(cls) -> None:
-        # The thread did not survive the fork (and the lock may have been held by another thread).
-        cls.lock = threading.Lock()
-        cls.loop = None
-
-
-os.register_at_fork(after_in_child=_Loop.after_fork)
-
-
-class _Isolate:
-    """A V8 isolate with the runner compiled in it, kept for the next script while ``reusable``.
-
-    It is set up through mini-racer's API (on the engine's asyncio loop); a script is run by
-    :meth:`call` straight from the calling thread, which crosses to V8's thread once and back. (A
-    call through the API hops to the loop's thread, then to V8's once per argument, per handle and
-    for the call: about 0.3 ms where this takes 0.1.) :meth:`call` uses mini-racer 0.14's native
-    calls and its queue of results of uncancelable tasks, which nothing else uses for this isolate:
-    only the thread holding the isolate calls it (``_Isolates``).
-    """
-
-    def __init__(self, seconds: float) -> None:
+    def __init__(self) -> None:
         self.pid = os.getpid()
-        self._scope = mini_racer(_Loop.get())
-        self.racer = self._scope.__enter__()
         self.reusable = True
-        try:
-            self.racer.set_hard_memory_limit(memory_limit())
-            self.run = self.racer.eval(_RUNNER, timeout_sec=seconds)
-            self._no_arguments = self.racer.eval("[]")
-        except BaseException:
-            self.close()
-            raise
-        self._context = self.racer._ctx
-        self._results: queue.Queue[Any] = self._context._non_cancelable_mr_task_results_queue
+        self.context = _quickjs.Context()
+        self.seconds = 0.0
+        self.context.set_memory_limit(memory_limit())
+        self.context.set_max_stack_size(_STACK_BYTES)
+        self.limit(DEFAULT_TIMEOUT)
+        self.run = self.context.eval(_RUNNER)(_PADDING)
 
-    def call(self, call_json: str, seconds: float) -> Any:
-        """The runner's value for ``call_json`` (its ``this``); raises mini-racer's exceptions, and
-        JSTimeoutException after ``seconds`` (the call is then terminated)."""
-        context = self._context
-        native, handle = context._dll, context._ctx
-        this = context._python_to_value_handle(call_json)
-        function = context._python_to_value_handle(self.run)
-        arguments = context._python_to_value_handle(self._no_arguments)
-        task = native.mr_call_function(handle, function.raw, this.raw, arguments.raw, 0)
-        try:
-            result = self._results.get(timeout=seconds)
-        except queue.Empty:
-            self.reusable = False
-            native.mr_cancel_task(handle, task)
-            with suppress(queue.Empty):
-                self._results.get(timeout=_CANCEL_WAIT)  # the terminated call's result
-            raise JSTimeoutException from None
-        return context._value_handle_to_python(result)
-
-    def close(self) -> None:
-        self.reusable = False
-        self._scope.__exit__(None, None, None)
+    def limit(self, seconds: float) -> None:
+        if seconds != self.seconds:
+            self.context.set_time_limit(seconds)
+            self.seconds = seconds
 
 
-class _Isolates:
-    """One isolate per process, reused from script to script (creating one costs about 2 ms, running a
-    small script in it 0.5 ms); a thread that finds it busy gets a fresh one for its script."""
+class _Engines(threading.local):
+    """One engine per thread, reused from script to script (making one costs about 2 ms, running a small
+    script in it about 20 µs)."""
 
-    lock = threading.Lock()
-    kept: _Isolate | None = None
+    kept: _Engine | None = None
 
-    @classmethod
-    @contextmanager
-    def take(cls, seconds: float) -> Iterator[_Isolate]:
-        if not cls.lock.acquire(blocking=False):
-            isolate = _Isolate(seconds)
-            try:
-                yield isolate
-            finally:
-                isolate.close()
-            return
-        try:
-            isolate = cls.kept
-            if isolate is None or isolate.pid != os.getpid():
-                isolate = cls.kept = _Isolate(seconds)
-            try:
-                yield isolate
-            finally:
-                if not isolate.reusable:
-                    cls.kept = None
-                    isolate.close()
-        finally:
-            cls.lock.release()
-
-    @classmethod
-    def before_fork(cls) -> None:
-        # A live isolate at fork time can leave V8's threads' locks held in the child: close it.
-        if cls.lock.acquire(blocking=False):
-            try:
-                if cls.kept is not None:
-                    cls.kept.close()
-                    cls.kept = None
-            finally:
-                cls.lock.release()
-
-    @classmethod
-    def after_fork(cls) -> None:
-        cls.lock = threading.Lock()
-        cls.kept = None  # the parent's isolate lives on the parent's engine thread
+    def take(self) -> _Engine:
+        engine = self.kept
+        if engine is None or not engine.reusable or engine.pid != os.getpid():
+            engine = self.kept = _Engine()
+        return engine
 
 
-os.register_at_fork(before=_Isolates.before_fork, after_in_child=_Isolates.after_fork)
+_ENGINES = _Engines()
+_STACK_BYTES = 1024 * 1024  # QuickJS's default: deep recursion is a RangeError, not a crash
 
 
-@contextmanager
-def _context() -> Iterator[Any]:
-    """A fresh V8 isolate with the heap limit set, closed on exit."""
-    with mini_racer(_Loop.get()) as racer:
-        racer.set_hard_memory_limit(memory_limit())
-        yield racer
+def _run(call: list[Any], seconds: float, script: str) -> Any:
+    """The runner's result for ``call`` ([depth limit, prefix, script, bindings]): the converted value,
+    or ScriptError."""
+    try:  # ASCII: lone surrogates survive
+        text = json.dumps(call, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ScriptError(_one_line(f"the script's input is not JSON: {exc}")) from None
+    engine = _ENGINES.take()
+    engine.limit(seconds)
+    try:
+        result = engine.run(text)
+    except _quickjs.JSException as exc:  # ran out of time or memory: uncaught by the runner
+        engine.reusable = False
+        raise _engine_error(str(exc), seconds) from None
+    if not isinstance(result, str) or result[:1] not in ("+", "-"):
+        engine.reusable = False
+        raise ScriptError(f"unexpected result from the script engine: {type(result).__name__}")
+    engine.reusable = result[0] == "+"
+    if result[1:2] == "!":
+        message, line = json.loads(result[2:])
+        raise ScriptError(_located(message, line, script))
+    return json.loads(result[1:], parse_float=_number)
 
 
-def _script_error(exc: MiniRacerBaseException, seconds: float, racer: Any, script: str) -> ScriptError:
-    if isinstance(exc, JSTimeoutException):
+def _engine_error(text: str, seconds: float) -> ScriptError:
+    if text.startswith("InternalError: interrupted"):
         return ScriptError(f"script timed out after {seconds:g} s", transient=True)
-    if isinstance(exc, JSOOMException) or racer.was_hard_memory_limit_reached():
+    if text.startswith("InternalError: out of memory"):
         limit = memory_limit() // (1024 * 1024)
         return ScriptError(f"script exceeded the memory limit of {limit} MB", transient=True)
-    if isinstance(exc, JSEvalException):
-        return ScriptError(_message(str(exc), script))
-    return ScriptError(_one_line(f"script engine error: {exc}"))
+    return ScriptError(_one_line(f"script engine error: {text}"))
+
+
+def _located(message: str, line: int | None, script: str) -> str:
+    """One line: the engine's message and, when the error has one, the script's line."""
+    if line is None:
+        return _one_line(message or "script failed")
+    return _one_line(f"{message or 'script failed'} at line {min(line, script.count(chr(10)) + 1)}")
 
 
 def _check_text(script: str) -> None:
@@ -570,23 +535,6 @@ def _check_text(script: str) -> None:
         raise ScriptError(
             f"the script is not valid Unicode text: {exc.reason} at offset {exc.start}"
         ) from None
-
-
-def _message(text: str, script: str) -> str:
-    """One line from mini-racer's ``<where>:<line>: <message>`` report: the message and its line."""
-    found = _LOCATION.match(text)
-    if found is None:
-        return _one_line(text.strip().split("\n", 1)[0] or "script failed")
-    message = found["message"] or "script failed"
-    reported = found["line"]
-    if found["where"] == "translator-runner":
-        caller = _SCRIPT_FRAME.search(text)  # a Java method of the input, called by the script
-        if caller is None:  # raised while converting the result
-            return _one_line(message.removeprefix("RangeError: "))
-        reported = caller["line"]
-    # An error at the end of input is reported on the line evaluate() appends (the sourceURL comment).
-    line = min(int(reported), script.count("\n") + 1)
-    return _one_line(f"{message} at line {line}")
 
 
 def _one_line(text: str) -> str:
