@@ -537,3 +537,16 @@ def test_a_failure_workflow_named_by_the_input(tmp_path):
     unknown = Run(plan, {"onFailure": "nobody"})
     unknown.finish("a", "FAILED_WITH_TERMINAL_ERROR")
     assert "conductor.failure_workflow" not in unknown.workflow["output"]  # logged, as Conductor does
+
+
+@pytest.mark.parametrize("ref", ["first", "loop_task__3", "ünïcode", ""])
+@pytest.mark.parametrize("attempt", [0, 1, 17])
+def test_attempt_ids_are_uuid5_of_the_workflow_reference_and_attempt(ref, attempt):
+    # stored executions hold these ids: the formula must not change
+    import uuid
+
+    from translator.engine.decide import attempt_id
+
+    wf_id = "5e0f4c9a-1111-4a2b-9c3d-0123456789ab"
+    expected = uuid.uuid5(uuid.NAMESPACE_URL, f"translator:{wf_id}:{ref}:{attempt}")
+    assert attempt_id(wf_id, ref, attempt) == str(expected)

@@ -19,6 +19,7 @@ it is final.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
@@ -71,7 +72,13 @@ from translator.engine.system import SYNC_TASKS, Outcome
 from translator.engine.waits import WaitError, wait_until
 from translator.errors import ExpressionError, TranslatorError
 from translator.status import TaskStatus, WorkflowStatus, workflow_status_for_failed_task
-from translator.store.state import FAILURE_WORKFLOW_KEY, Change, Deadline, now_ms
+from translator.store.state import (
+    FAILURE_WORKFLOW_KEY,
+    TERMINAL_TASK_STATUSES,
+    Change,
+    Deadline,
+    now_ms,
+)
 from translator.text import REASON_LIMIT, shorten
 
 log = logging.getLogger("translator.engine.decide")
@@ -142,8 +149,18 @@ class DecisionError(TranslatorError):
 
 
 def attempt_id(wf_id: str, ref: str, attempt: int) -> str:
-    """The taskId of attempt ``attempt`` of ``ref``: stable across redeliveries."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"translator:{wf_id}:{ref}:{attempt}"))
+    """The taskId of attempt ``attempt`` of ``ref``: stable across redeliveries. It is
+    ``uuid5(NAMESPACE_URL, "translator:<wf_id>:<ref>:<attempt>")``, computed without making a UUID
+    object (a decision makes one per task it reaches)."""
+    name = f"translator:{wf_id}:{ref}:{attempt}".encode()
+    digest = bytearray(hashlib.sha1(_URL_NAMESPACE + name).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+_URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
 
 
 def child_workflow_id(task_id: str) -> str:
@@ -568,12 +585,13 @@ class _Decider:
 
     def index(self, record: Mapping[str, Any]) -> None:
         ref = record["referenceTaskName"]
-        if TaskStatus(record["status"]).terminal:
+        terminal = record["status"] in TERMINAL_TASK_STATUSES
+        if terminal:
             self.ended_now.add(ref)
         self.latest[ref] = dict(record)
         if record.get("iteration"):
             self.latest[base_ref(ref)] = dict(record)
-        if TaskStatus(record["status"]).terminal:
+        if terminal:
             self.open.discard(record["taskId"])
         else:
             self.open.add(record["taskId"])
@@ -753,37 +771,23 @@ class _Decider:
     def node(self, node: Node, iteration: int, previous: Node | None, fresh: bool = False) -> bool:
         ref = iteration_ref(node.ref, iteration)
         record = self.get(ref, fresh)
-        if isinstance(node, Step):
-            return self.step(node, ref, iteration, record)
-        if isinstance(node, Switch):
-            return self.switch(node, ref, iteration, record)
-        if isinstance(node, Fork):
-            return self.fork(node, ref, iteration, record)
-        if isinstance(node, DynamicFork):
-            return self.dynamic_fork(node, ref, iteration, record)
-        if isinstance(node, Join):
-            return self.join(node, ref, iteration, record, previous)
-        if isinstance(node, Loop):
-            return self.loop(node, ref, iteration, record)
-        if isinstance(node, Terminate):
-            return self.terminate(node, ref, iteration, record)
-        if isinstance(node, Dynamic):
-            return self.dynamic(node, ref, iteration, record)
-        if isinstance(node, SubWorkflow):
-            return self.sub_workflow(node, ref, iteration, record)
-        if isinstance(node, System | Wait):
-            return self.system(node, ref, iteration, record)
-        raise TypeError(f"unknown plan node {node!r}")
+        kind = type(node)
+        if kind is Join:
+            return self.join(node, ref, iteration, record, previous)  # type: ignore[arg-type]
+        handler = _HANDLERS.get(kind)
+        if handler is None:
+            raise TypeError(f"unknown plan node {node!r}")
+        return handler(self, node, ref, iteration, record)
 
     def ended(self, record: Mapping[str, Any], optional: bool = False, permissive: bool = False) -> bool:
         """Whether a task is done (successful, or a failure the flow goes past); a final failure
         fails the workflow."""
-        status = TaskStatus(record["status"])
-        if not status.terminal:
+        status = record["status"]
+        if status not in TERMINAL_TASK_STATUSES:
             return False
-        if record["status"] in SUCCESSFUL_TASK:
+        if status in SUCCESSFUL_TASK:
             return True
-        if permissive and status is not TaskStatus.CANCELED:
+        if permissive and status != TaskStatus.CANCELED.value:
             if all(r["taskId"] != record["taskId"] for r in self.permissive_failed):
                 self.permissive_failed.append(dict(record))
             return True
@@ -1250,6 +1254,21 @@ class _Decider:
         self.transition.children.append(start)
         self.transition.change.add.append(child_deadline(record))
         return node.type == "START_WORKFLOW"
+
+
+# The decider's method for each kind of plan node but Join (which also takes the node before it).
+_HANDLERS: dict[type, Callable[..., bool]] = {
+    Step: _Decider.step,
+    Switch: _Decider.switch,
+    Fork: _Decider.fork,
+    DynamicFork: _Decider.dynamic_fork,
+    Loop: _Decider.loop,
+    Terminate: _Decider.terminate,
+    Dynamic: _Decider.dynamic,
+    SubWorkflow: _Decider.sub_workflow,
+    System: _Decider.system,
+    Wait: _Decider.system,
+}
 
 
 def child_start(plan: Plan, workflow: Mapping[str, Any], record: Mapping[str, Any]) -> ChildStart | None:
