@@ -283,24 +283,17 @@ def step_of(plan: Plan, record: Mapping[str, Any]) -> Step:
     return plan.step(record["referenceTaskName"])
 
 
-def evaluation_document(workflow: Mapping[str, Any], tasks: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+def evaluation_document(
+    workflow: Mapping[str, Any],
+    tasks: Iterable[Mapping[str, Any]],
+    workflow_entry: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The document ``${...}`` reads (reference §5.1). The latest attempt of each reference wins;
-    a DO_WHILE body task is found by its reference without ``__<iteration>`` (latest iteration)."""
+    a DO_WHILE body task is found by its reference without ``__<iteration>`` (latest iteration).
+    ``workflow_entry``: the document's ``workflow`` entry, when the caller has it
+    (:func:`workflow_document`)."""
     document: dict[str, Any] = {
-        "workflow": {
-            "input": workflow.get("input", {}),
-            "output": workflow.get("output", {}),
-            "status": workflow.get("status"),
-            "workflowId": workflow.get("workflowId"),
-            "parentWorkflowId": workflow.get("parentWorkflowId"),
-            "parentWorkflowTaskId": workflow.get("parentWorkflowTaskId"),
-            "workflowType": workflow.get("workflowName"),
-            "version": workflow.get("workflowVersion"),
-            "correlationId": workflow.get("correlationId"),
-            "reasonForIncompletion": workflow.get("reasonForIncompletion"),
-            "schemaVersion": 2,
-            "variables": workflow.get("variables", {}),
-        }
+        "workflow": workflow_document(workflow) if workflow_entry is None else workflow_entry
     }
     for task in sorted(tasks, key=lambda t: t.get("seq", 0)):  # later attempts overwrite earlier ones
         entry = {name: task.get(name) for name in _TASK_DOCUMENT_FIELDS}
@@ -309,6 +302,24 @@ def evaluation_document(workflow: Mapping[str, Any], tasks: Iterable[Mapping[str
         ref = task["referenceTaskName"]
         document[base_ref(ref) if task.get("iteration") else ref] = entry
     return document
+
+
+def workflow_document(workflow: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``workflow`` entry of the evaluation document (``${workflow.input.x}``...)."""
+    return {
+        "input": workflow.get("input", {}),
+        "output": workflow.get("output", {}),
+        "status": workflow.get("status"),
+        "workflowId": workflow.get("workflowId"),
+        "parentWorkflowId": workflow.get("parentWorkflowId"),
+        "parentWorkflowTaskId": workflow.get("parentWorkflowTaskId"),
+        "workflowType": workflow.get("workflowName"),
+        "version": workflow.get("workflowVersion"),
+        "correlationId": workflow.get("correlationId"),
+        "reasonForIncompletion": workflow.get("reasonForIncompletion"),
+        "schemaVersion": 2,
+        "variables": workflow.get("variables", {}),
+    }
 
 
 _TASK_DOCUMENT_FIELDS = (
@@ -551,6 +562,7 @@ class _Decider:
         now: int,
     ) -> None:
         self.plan, self.workflow, self.timing, self.now = plan, workflow, timing, now
+        self.workflow_entry = (workflow, workflow_document(workflow))  # made again if replaced
         self.source = records
         self.records: dict[str, dict[str, Any]] = dict(records.known)  # read or written here
         self.latest = records.latest
@@ -650,7 +662,7 @@ class _Decider:
     def document(self, params: Any = None) -> dict[str, Any]:
         """The evaluation document, with the records ``params``' expressions read (all of them when
         their paths are built at run time)."""
-        names = referenced_names(params)
+        names = _template_names(params)
         if names is None:
             records: Iterable[Mapping[str, Any]] = {
                 **{t["taskId"]: t for t in self.source.all()},
@@ -659,7 +671,9 @@ class _Decider:
         else:
             found = self.source.get(n for n in names if n != "workflow")
             records = {t["taskId"]: t for t in found.values()}.values()
-        return evaluation_document(self.workflow, records)
+        if self.workflow_entry[0] is not self.workflow:  # a SET_VARIABLE replaced it
+            self.workflow_entry = (self.workflow, workflow_document(self.workflow))
+        return evaluation_document(self.workflow, records, self.workflow_entry[1])
 
     def step_input(self, step: Step, task_id: str) -> dict[str, Any]:
         """A worker task's input: its inputParameters with its TaskDef's inputTemplate (§5.6)."""
@@ -1269,6 +1283,23 @@ _HANDLERS: dict[type, Callable[..., bool]] = {
     System: _Decider.system,
     Wait: _Decider.system,
 }
+
+
+_NAMES: dict[int, tuple[Any, frozenset[str] | None]] = {}  # id(template) -> (template, its names)
+
+
+def _template_names(template: Any) -> frozenset[str] | None:
+    """``referenced_names`` of a plan's template (never mutated: a plan is read-only), worked out once
+    per process. The cache holds the template, so its id names it as long as the entry lives."""
+    known = _NAMES.get(id(template))
+    if known is not None and known[0] is template:
+        return known[1]
+    names = referenced_names(template)
+    if len(_NAMES) >= 4096:
+        _NAMES.clear()
+    found = None if names is None else frozenset(names)
+    _NAMES[id(template)] = (template, found)
+    return found
 
 
 def child_start(plan: Plan, workflow: Mapping[str, Any], record: Mapping[str, Any]) -> ChildStart | None:

@@ -507,7 +507,7 @@ def _run(call: list[Any], seconds: float, script: str) -> Any:
     if result[1:2] == "!":
         message, line = json.loads(result[2:])
         raise ScriptError(_located(message, line, script))
-    return json.loads(result[1:], parse_float=_number)
+    return _RESULTS.decode(result[1:])
 
 
 def _engine_error(text: str, seconds: float) -> ScriptError:
@@ -544,6 +544,9 @@ def _one_line(text: str) -> str:
 def _number(text: str) -> int | float:
     value = float(text)
     return int(value) if _is_long(value) else value
+
+
+_RESULTS = json.JSONDecoder(parse_float=_number)  # made once: json.loads with options makes one per call
 
 
 def _is_long(value: float) -> bool:

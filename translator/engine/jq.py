@@ -166,7 +166,7 @@ def _output(text: str) -> Any:
     """One output of the query, from jq's JSON text, with numbers as Conductor's Jackson holds them:
     integers within a Java long are ints, every other number a float."""
     try:
-        value = json.loads(text, parse_int=_integer, parse_float=_double)
+        value = _OUTPUTS.decode(text)
     except (RecursionError, ValueError):  # jq writes "<skipped: too deep>" below 10000 levels
         raise _failure(_TOO_DEEP) from None
     if too_deep(value) is not None:
@@ -187,3 +187,6 @@ def _double(text: str) -> float:
     double, as jq's own arithmetic makes infinite."""
     number = float(text)
     return math.copysign(sys.float_info.max, number) if math.isinf(number) else number
+
+
+_OUTPUTS = json.JSONDecoder(parse_int=_integer, parse_float=_double)  # made once, not per output
