@@ -557,3 +557,13 @@ def test_built_in_globals_can_be_replaced_by_a_script_and_come_back_for_the_next
         True,
     ]
     assert js("var fresh = 1; fresh") == 1  # the global object takes new names again
+
+
+def test_a_changed_memory_limit_applies_to_the_engine_already_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    grow = "var a = []; for (var i = 0; i < 60; i++) a.push(new Float64Array(100000)); a.length"
+    assert js(grow) == 60  # about 48 MB: under the default 256
+    monkeypatch.setenv("TRANSLATOR_SCRIPT_MEMORY_MB", "32")
+    with pytest.raises(ScriptError, match=r"^script exceeded the memory limit of 32 MB$"):
+        js(grow)
+    monkeypatch.delenv("TRANSLATOR_SCRIPT_MEMORY_MB")
+    assert js(grow) == 60

@@ -107,7 +107,7 @@ def script_timeout() -> float:
 
 
 def memory_limit() -> int:
-    """Bytes of V8 heap a script may use: ``TRANSLATOR_SCRIPT_MEMORY_MB`` (default 256) megabytes."""
+    """Bytes a script may allocate: ``TRANSLATOR_SCRIPT_MEMORY_MB`` (default 256) megabytes."""
     raw = os.environ.get(MEMORY_VARIABLE, "").strip()
     try:
         megabytes = int(raw) if raw else DEFAULT_MEMORY_MB
@@ -457,16 +457,19 @@ class _Engine:
         self.pid = os.getpid()
         self.reusable = True
         self.context = _quickjs.Context()
-        self.seconds = 0.0
-        self.context.set_memory_limit(memory_limit())
+        self.seconds, self.memory = 0.0, 0
         self.context.set_max_stack_size(_STACK_BYTES)
-        self.limit(DEFAULT_TIMEOUT)
+        self.limit(DEFAULT_TIMEOUT, memory_limit())
         self.run = self.context.eval(_RUNNER)(_PADDING)
 
-    def limit(self, seconds: float) -> None:
+    def limit(self, seconds: float, memory: int) -> None:
+        """The limits of the next call (kept by the runtime until changed)."""
         if seconds != self.seconds:
             self.context.set_time_limit(seconds)
             self.seconds = seconds
+        if memory != self.memory:
+            self.context.set_memory_limit(memory)
+            self.memory = memory
 
 
 class _Engines(threading.local):
@@ -494,7 +497,7 @@ def _run(call: list[Any], seconds: float, script: str) -> Any:
     except (TypeError, ValueError, RecursionError) as exc:
         raise ScriptError(_one_line(f"the script's input is not JSON: {exc}")) from None
     engine = _ENGINES.take()
-    engine.limit(seconds)
+    engine.limit(seconds, memory_limit())
     try:
         result = engine.run(text)
     except _quickjs.JSException as exc:  # ran out of time or memory: uncaught by the runner
