@@ -255,8 +255,10 @@ return status
 
 # KEYS: tasks, workflow, seq, deadlines, latest, open, claims. ARGV: terminal statuses, prefix, workflow
 # id, then a JSON object: "expect" ([taskId, status, startTime]: the record must still have them),
-# "rev" (the revision the change was decided in), "ttl" (of the keys once ended), then flat lists:
-# "records" (taskId, JSON, ...: written), "created" (taskId, JSON, ...: written only if absent),
+# "rev" (the revision the change was decided in), "ttl" (of the keys once ended), "records" and
+# "created" (how many of the ARGV after the object are records written, then records written only if
+# absent: taskId, JSON, ...; passed as they are, not inside the object, so no JSON text is escaped and
+# decoded twice), then flat lists:
 # "opened" and "closed" (ids now open, not open), "latest" (name, taskId, ...), "forget" (names),
 # "remove" (ids), "add" (due, member, ...) and "drop" (members) of deadlines, "update" and "finish"
 # (field, JSON value, ...: set, and set to end the workflow); and "seq" (the highest seq written: the
@@ -269,6 +271,9 @@ APPLY = (
 local wstatus, rev = unpack(redis.call('HMGET', KEYS[2], 'status', '_rev'))
 local a = cjson.decode(ARGV[4])
 if not wstatus or terminal(cjson.decode(wstatus), ARGV[1]) ~= (a.reopen == true) then return {0, 0, 0} end
+local records, created = {}, {}
+for i = 1, a.records do records[i] = ARGV[4 + i] end
+for i = 1, a.created do created[i] = ARGV[4 + a.records + i] end
 rev = tonumber(rev or '0')
 if a.rev and a.rev ~= rev then return {0, 0, 1} end
 if a.expect then
@@ -283,8 +288,8 @@ if a.clear then
   redis.call('DEL', KEYS[1], KEYS[5], KEYS[6], KEYS[7])
   redis.call('SET', KEYS[3], a.seq)
 end
-batch('HSET', KEYS[1], a.records)
-for i = 1, #a.created, 2 do redis.call('HSETNX', KEYS[1], a.created[i], a.created[i + 1]) end
+batch('HSET', KEYS[1], records)
+for i = 1, #created, 2 do redis.call('HSETNX', KEYS[1], created[i], created[i + 1]) end
 batch('SADD', KEYS[6], a.opened)
 batch('SREM', KEYS[6], a.closed)
 batch('HSET', KEYS[5], a.latest)
@@ -292,7 +297,7 @@ batch('HDEL', KEYS[5], a.forget)
 batch('HDEL', KEYS[1], a.remove)
 batch('SREM', KEYS[6], a.remove)
 local written = {}  -- records written or removed lose their claim entries
-for i = 1, #a.records, 2 do table.insert(written, a.records[i]) end
+for i = 1, #records, 2 do table.insert(written, records[i]) end
 for _, id in ipairs(a.remove) do table.insert(written, id) end
 batch('HDEL', KEYS[7], written)
 batch('ZREM', KEYS[4], a.drop)

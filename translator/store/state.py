@@ -859,12 +859,12 @@ class RedisStore(StateStore):
         self, wf_id: str, change: Change, *, expect: Expect | None = None, rev: int | None = None
     ) -> Saved:
         main, tasks, seq = self._keys(wf_id)
-        written = {i: json.dumps(r) for i, r in change.records.items() if i not in change.created}
-        created = {i: json.dumps(r) for i, r in change.records.items() if i in change.created}
+        written = _flat({i: json.dumps(r) for i, r in change.records.items() if i not in change.created})
+        created = _flat({i: json.dumps(r) for i, r in change.records.items() if i in change.created})
         what: dict[str, Any] = {
             "ttl": self._end_ttl(change.finish or {}),
-            "records": _flat(written),
-            "created": _flat(created),
+            "records": len(written),
+            "created": len(created),
             "opened": [i for i, r in change.records.items() if is_open(r)],
             "closed": [i for i, r in change.records.items() if not is_open(r)],
             "latest": _flat(change.latest()),
@@ -885,7 +885,14 @@ class RedisStore(StateStore):
             what["reopen"] = True
         if change.clear:
             what["clear"] = True
-        args = [",".join(TERMINAL_WORKFLOW_STATUSES), self.prefix, wf_id, json.dumps(what)]
+        args = [
+            ",".join(TERMINAL_WORKFLOW_STATUSES),
+            self.prefix,
+            wf_id,
+            json.dumps(what),
+            *written,
+            *created,
+        ]
         keys = [tasks, main, seq, self.deadlines_key, *self._index_keys(wf_id)]
         applied, ended, conflict = self._apply(keys=keys, args=args)
         return Saved(bool(applied), bool(ended), bool(conflict))
