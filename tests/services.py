@@ -188,11 +188,12 @@ class Worker:
     def text(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 20) -> None:
+        """Warm shutdown: tasks running finish first, for at most ``grace`` seconds; then killed."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(20)
+                self.process.wait(grace)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
@@ -209,8 +210,10 @@ def celery_worker(
     name: str = "test",
     extra_env: dict[str, str] | None = None,
     queues: str | None = None,
+    stop_grace: float = 20,
 ) -> Iterator[Worker]:
-    """Start a real worker pool process and wait until it is ready."""
+    """Start a real worker pool process and wait until it is ready; stopped on exit (``stop_grace``:
+    how long tasks still running may take to finish)."""
     args = [
         str(VENV_BIN / "celery"),
         "-A",
@@ -248,7 +251,7 @@ def celery_worker(
             time.sleep(0.1)
         yield worker
     finally:
-        worker.stop()
+        worker.stop(stop_grace)
         handle.close()
 
 

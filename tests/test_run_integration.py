@@ -37,7 +37,10 @@ DEFS = ROOT / "tests" / "fixtures" / "runtime"
 
 @pytest.fixture(scope="module")
 def worker(redis_url, tmp_path_factory):
-    with celery_worker(redis_url, tmp_path_factory.mktemp("worker") / "worker.log") as running:
+    # the module's tests are done, and its redis-server goes with it: the tasks a test canceled while
+    # they ran (a 20 s ``sleepy``) need not be waited for
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    with celery_worker(redis_url, log, stop_grace=2) as running:
         yield running
 
 
