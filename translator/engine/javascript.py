@@ -286,21 +286,9 @@ _RUNNER = r"""
     size() { return keys(this).length; },
     isEmpty() { return keys(this).length === 0; },
   });
-  function adopt(root) {  // the input's containers get the Java methods
-    const stack = [root];
-    while (stack.length) {
-      const value = stack.pop();
-      if (value === null || typeof value !== "object") continue;
-      if (isArray(value)) {
-        setProto(value, listProto);
-        for (let i = 0; i < value.length; i++) stack.push(value[i]);
-      } else {
-        setProto(value, mapProto);
-        const names = keys(value);
-        for (let i = 0; i < names.length; i++) stack.push(value[names[i]]);
-      }
-    }
-    return root;
+  function adopt(key, value) {  // JSON.parse's reviver: the input's containers get the Java methods
+    if (value !== null && typeof value === "object") setProto(value, isArray(value) ? listProto : mapProto);
+    return value;
   }
 
   // The engine serves many scripts. The intrinsics are frozen (a script cannot change what the next one
@@ -431,12 +419,12 @@ _RUNNER = r"""
   // serve the next script) or "-" (it may not), then the result's JSON text or "!" and the failure's.
   // The text is flattened (slice): the engine's binding cannot hand a rope string to Python.
   return function run(call) {
-    const [depthLimit, prefix, script, bindings] = parse(call);
+    const [depthLimit, prefix, script, bindings] = parse(call, adopt);  // (the outer two adopted too)
     maxDepth = depthLimit;
     let text;
     try {
       const names = keys(bindings);
-      for (let i = 0; i < names.length; i++) global[names[i]] = adopt(bindings[names[i]]);
+      for (let i = 0; i < names.length; i++) global[names[i]] = bindings[names[i]];
       text = convert(indirectEval(prefix + padding + script), 1);
     } catch (error) {
       text = failure(error);
