@@ -4,6 +4,7 @@ the workflow's timeoutSeconds, failureWorkflow, and long delays parked in the st
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -314,3 +315,28 @@ def test_a_wait_failed_from_outside_with_retries_left_waits_again(pool):
     execution = wait(pool.store, wf_id, timeout=60)
     assert [t["status"] for t in _refs(execution, "w")] == ["FAILED", "COMPLETED"]
     assert execution["status"] == "COMPLETED" and execution["output"] == {"prev": "COMPLETED"}
+
+
+def test_task_timeouts_wait_while_the_workflow_is_paused_and_apply_at_resume(pool):
+    # DeciderService.decide checks no task timeout of a PAUSED workflow; resume decides, and then the
+    # poll timeout (2 s, TIME_OUT_WF; the task's queue is unserved) ends the workflow
+    from translator.runtime import lifecycle
+
+    wf_id = pool.submit("poll_workflow")
+    lifecycle.pause(pool.session.app, pool.store, wf_id)
+    deadlines = pool.store.deadlines_key
+    seen: set[float] = set()
+
+    def put_off_three_times() -> bool:
+        for member, due in pool.redis.zrange(deadlines, 0, -1, withscores=True):
+            if json.loads(member)["wf"] == wf_id and json.loads(member)["kind"] == "poll":
+                seen.add(due)
+        return len(seen) >= 4  # registered, then looked at and put off again and again
+
+    wait_until(put_off_three_times, timeout=30, what="the poll deadline put off while paused", interval=0.05)
+    assert pool.store.status(wf_id).value == "PAUSED"
+    assert [t["status"] for t in pool.store.tasks(wf_id)] == ["SCHEDULED"]
+    lifecycle.resume(pool.session.app, pool.store, wf_id)
+    execution = wait(pool.store, wf_id, timeout=30)
+    assert execution["status"] == "TIMED_OUT"
+    assert execution["tasks"][0]["reasonForIncompletion"].startswith("Task poll timed out after")

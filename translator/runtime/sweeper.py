@@ -23,7 +23,10 @@ comes back after a lease, so a sweeper that dies loses nothing) and handles them
 * ``parent``: an ended sub-workflow its ender did not report is reported to its parent's task.
 
 Every handler checks the record it was set for is unchanged (same status and token), so stale
-deadlines do nothing.
+deadlines do nothing. While a workflow is PAUSED its task timeouts (``response``, ``timeout``, ``poll``,
+``total``, ``wait_timeout``, ``wait_response``) wait: Conductor checks them only when it decides, which
+it does not for a paused workflow; they are looked at again every sweep interval and act once it is
+resumed. The workflow's own timeout still applies, as in Conductor.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from translator.runtime.dispatch import (
 )
 from translator.runtime.limits import Limiter
 from translator.runtime.step import Outcome, StepResult
+from translator.status import WorkflowStatus
 from translator.store.records import plan_of
 from translator.store.state import Deadline, StateStore, now_ms
 
@@ -57,6 +61,7 @@ log = logging.getLogger("translator.runtime.sweeper")
 
 DEFAULT_INTERVAL = 1.0
 BATCH = 100
+TASK_TIMEOUTS = frozenset({"response", "timeout", "poll", "total", "wait_timeout", "wait_response"})
 
 
 class Sweeper:
@@ -121,6 +126,8 @@ class Sweeper:
     def handle(self, deadline: Deadline) -> float | None:
         """Act on one due deadline; returns seconds after which to look at it again, if any."""
         timing = timing_of(self.app)
+        if deadline.kind in TASK_TIMEOUTS and self.store.status(deadline.wf) is WorkflowStatus.PAUSED:
+            return self.interval  # DeciderService.decide checks no task timeout of a paused workflow
         if deadline.kind == "response":
             # timeoutSeconds takes precedence: by time limits (and their grace), or by deadline
             grace = 0 if self.app.conf.get(TIMEOUTS_BY_DEADLINE) else hard_timeout_grace(self.app)
