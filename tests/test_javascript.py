@@ -321,9 +321,10 @@ def test_timeout_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRANSLATOR_SCRIPT_TIMEOUT", "0.2")
     with pytest.raises(ScriptError, match=r"^script timed out after 0.2 s$"):
         evaluate_function_body("for (;;) {}", {"$": {}})
-    monkeypatch.setenv("TRANSLATOR_SCRIPT_TIMEOUT", "soon")
-    with pytest.raises(UsageError, match="TRANSLATOR_SCRIPT_TIMEOUT"):
-        js("1")
+    for bad in ("soon", "0", "-1", "nan", "inf"):
+        monkeypatch.setenv("TRANSLATOR_SCRIPT_TIMEOUT", bad)
+        with pytest.raises(UsageError, match="TRANSLATOR_SCRIPT_TIMEOUT"):
+            js("1")
 
 
 def test_memory_cap(monkeypatch: pytest.MonkeyPatch) -> None:

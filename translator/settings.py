@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -34,8 +35,8 @@ def env_float(name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise UsageError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise UsageError(f"{name} must be positive, got {raw!r}")
+    if not 0 < value < math.inf:  # also NaN and infinity
+        raise UsageError(f"{name} must be a positive number, got {raw!r}")
     return value
 
 

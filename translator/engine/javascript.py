@@ -53,6 +53,7 @@ import _quickjs
 from translator.definitions.expressions import java_string
 from translator.definitions.jsonsource import MAX_DEPTH
 from translator.errors import ExpressionError, TranslatorError, UsageError
+from translator.settings import env_float, env_int
 from translator.text import REASON_LIMIT, shorten
 
 __all__ = [
@@ -94,27 +95,14 @@ class ScriptError(TranslatorError):
 
 def script_timeout() -> float:
     """Seconds a script may run: ``TRANSLATOR_SCRIPT_TIMEOUT`` or :data:`DEFAULT_TIMEOUT`."""
-    raw = os.environ.get(TIMEOUT_VARIABLE, "").strip()
-    if not raw:
-        return DEFAULT_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        raise UsageError(f"{TIMEOUT_VARIABLE} must be a number of seconds, got {raw!r}") from None
-    if not value > 0 or math.isinf(value):
-        raise UsageError(f"{TIMEOUT_VARIABLE} must be a positive number of seconds, got {raw!r}")
-    return value
+    return env_float(TIMEOUT_VARIABLE, DEFAULT_TIMEOUT)
 
 
 def memory_limit() -> int:
     """Bytes a script may allocate: ``TRANSLATOR_SCRIPT_MEMORY_MB`` (default 256) megabytes."""
-    raw = os.environ.get(MEMORY_VARIABLE, "").strip()
-    try:
-        megabytes = int(raw) if raw else DEFAULT_MEMORY_MB
-    except ValueError:
-        megabytes = 0
+    megabytes = env_int(MEMORY_VARIABLE, DEFAULT_MEMORY_MB)
     if megabytes <= 0:
-        raise UsageError(f"{MEMORY_VARIABLE} must be a positive number of megabytes, got {raw!r}")
+        raise UsageError(f"{MEMORY_VARIABLE} must be a positive number of megabytes, got {megabytes}")
     return megabytes * 1024 * 1024
 
 
