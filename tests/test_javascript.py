@@ -568,3 +568,26 @@ def test_a_changed_memory_limit_applies_to_the_engine_already_made(monkeypatch: 
         js(grow)
     monkeypatch.delenv("TRANSLATOR_SCRIPT_MEMORY_MB")
     assert js(grow) == 60
+
+
+def test_long_strings_built_by_the_script_come_back_whole() -> None:
+    # QuickJS keeps a long concatenation as a rope, which its Python binding cannot hand over
+    assert js("'a'.repeat(100000) + 'b' + 'c'.repeat(10000)") == "a" * 100000 + "b" + "c" * 10000
+    assert js("({text: 'x'.repeat(50000) + 'y'})") == {"text": "x" * 50000 + "y"}
+
+
+def test_an_engine_failure_is_a_script_error_and_the_next_script_gets_a_fresh_engine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from translator.engine import javascript
+
+    assert js("1") == 1
+    engine = javascript._ENGINES.kept
+
+    def broken(text: str) -> Any:
+        raise TypeError("Unknown quickjs tag: -6")
+
+    monkeypatch.setattr(engine, "run", broken)
+    with pytest.raises(ScriptError, match=r"^script engine error: Unknown quickjs tag: -6$"):
+        js("1")
+    assert js("2") == 2 and javascript._ENGINES.kept is not engine
