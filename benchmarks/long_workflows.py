@@ -35,6 +35,7 @@ import pstats
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,23 +176,44 @@ def profile_steps(concurrency: int, steps: int, n: int, top: int) -> None:
     """Run ``n`` workflows of ``steps`` steps, then as many raw chains, each on a worker whose pool
     processes are profiled; print, per step, the time of the task's execution and its top items,
     and the Redis server's time by command (every client's: workers and this one polling)."""
-    for kind in ("translator", "raw chain"):
-        with tempfile.TemporaryDirectory() as out:
-            with bench_pool(concurrency, {PROFILE_ENV: out}) as bench:
-                server = redis.Redis.from_url(bench.url)
-                server.config_resetstat()
-                if kind == "translator":
-                    run_translator(bench.session, plan_from(bench.tmp, linear_definition(steps)), n)
-                else:
-                    run_raw(bench.client, steps, n)
-                commands = server.info("commandstats")
-                server.close()
-            files = sorted(str(path) for path in Path(out).glob("worker-*.prof"))
-            if not files:
-                print(f"{kind}: no profile written (the pool processes did not exit cleanly)")
-                continue
-            print_profile(kind, pstats.Stats(*files), n * steps, top)
-            print_commands(commands, n * steps)
+
+    def translator(bench: Bench) -> int:
+        run_translator(bench.session, plan_from(bench.tmp, linear_definition(steps)), n)
+        return n * steps
+
+    def raw(bench: Bench) -> int:
+        run_raw(bench.client, steps, n)
+        return n * steps
+
+    profile_pool(concurrency, "translator", top, translator)
+    profile_pool(concurrency, "raw chain", top, raw)
+
+
+def profile_pool(
+    concurrency: int,
+    label: str,
+    top: int,
+    run: Callable[[Bench], int],
+    warm_up: Callable[[Bench], int] | None = None,
+) -> None:
+    """Run ``run`` (after ``warm_up``, if any) on a worker whose pool processes are profiled; print,
+    per step, the time under the task tracer and its top items, and the Redis server's time by command
+    during ``run`` (every client's: workers and this one polling). Each returns how many steps it ran
+    (the warm-up's are profiled too, not counted in the Redis stats)."""
+    with tempfile.TemporaryDirectory() as out:
+        with bench_pool(concurrency, {PROFILE_ENV: out}) as bench:
+            warmed = warm_up(bench) if warm_up is not None else 0
+            server = redis.Redis.from_url(bench.url)
+            server.config_resetstat()
+            steps = run(bench)
+            commands = server.info("commandstats")
+            server.close()
+        files = sorted(str(path) for path in Path(out).glob("worker-*.prof"))
+        if not files:
+            print(f"{label}: no profile written (the pool processes did not exit cleanly)")
+            return
+        print_profile(label, pstats.Stats(*files), warmed + steps, top)
+        print_commands(commands, steps)
 
 
 def print_commands(commands: dict[str, Any], steps: int, top: int = 8) -> None:

@@ -16,18 +16,15 @@ Prints workflows/s for both and the ratio of their costs (target: the 12-task wo
 from __future__ import annotations
 
 import argparse
-import pstats
 import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import redis
-
-from benchmarks.bench_tasks import PROFILE_ENV
-from benchmarks.fork_overhead import bench_pool, noop_task, plan_from, row, run_translator
-from benchmarks.long_workflows import print_commands, print_profile
+from benchmarks.fork_overhead import Bench, bench_pool, noop_task, plan_from, row, run_translator
+from benchmarks.long_workflows import profile_pool
 from tests.services import ROOT
+from translator.engine.plan import Plan
 
 
 def sync_tasks() -> list[dict[str, Any]]:
@@ -65,22 +62,19 @@ def profile(concurrency: int, n: int, top: int) -> None:
     """Run ``n`` workflows of each kind on a worker whose pool processes are profiled; print, per
     workflow, the time under the task tracer and its top items, and the Redis server's time by command."""
     kinds = {"2 SIMPLE": [], "2 SIMPLE + 10 sync system": sync_tasks()}
-    for number, (kind, middle) in enumerate(kinds.items()):
-        with tempfile.TemporaryDirectory() as out:
-            with bench_pool(concurrency, {PROFILE_ENV: out}) as bench:
-                plan = plan_from(bench.tmp, definition(f"bench_profile_{number}", middle))
-                run_translator(bench.session, plan, 10)  # warm-up: profiled (n + 10), not in Redis stats
-                server = redis.Redis.from_url(bench.url)
-                server.config_resetstat()
+    with tempfile.TemporaryDirectory() as tmp:
+        for number, (kind, middle) in enumerate(kinds.items()):
+            plan = plan_from(Path(tmp), definition(f"bench_profile_{number}", middle))
+
+            def warm_up(bench: Bench, plan: Plan = plan) -> int:
+                run_translator(bench.session, plan, 10)
+                return 10
+
+            def run(bench: Bench, plan: Plan = plan) -> int:
                 run_translator(bench.session, plan, n)
-                commands = server.info("commandstats")
-                server.close()
-            files = sorted(str(path) for path in Path(out).glob("worker-*.prof"))
-            if not files:
-                print(f"{kind}: no profile written (the pool processes did not exit cleanly)")
-                continue
-            print_profile(f"{kind} (a 'step' below is one workflow)", pstats.Stats(*files), n + 10, top)
-            print_commands(commands, n)
+                return n
+
+            profile_pool(concurrency, f"{kind} (a 'step' below is one workflow)", top, run, warm_up)
 
 
 def main() -> None:
