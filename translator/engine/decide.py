@@ -512,7 +512,7 @@ class Records:
         )
         self.fetch_latest, self.fetch_all = fetch_latest, fetch_all
         self.latest: dict[str, dict[str, Any] | None] = {}
-        for record in sorted(self.known.values(), key=_order):
+        for record in sorted(self.known.values(), key=record_order):
             self.latest[record["referenceTaskName"]] = record
             if record.get("iteration"):
                 self.latest[base_ref(record["referenceTaskName"])] = record
@@ -562,7 +562,8 @@ class _Decider:
         now: int,
     ) -> None:
         self.plan, self.workflow, self.timing, self.now = plan, workflow, timing, now
-        self.workflow_entry = (workflow, workflow_document(workflow))  # made again if replaced
+        # the evaluation document's ``workflow`` entry, for the workflow as it was when made
+        self.workflow_entry: tuple[Mapping[str, Any] | None, dict[str, Any]] = (None, {})
         self.source = records
         self.records: dict[str, dict[str, Any]] = dict(records.known)  # read or written here
         self.latest = records.latest
@@ -671,7 +672,7 @@ class _Decider:
         else:
             found = self.source.get(n for n in names if n != "workflow")
             records = {t["taskId"]: t for t in found.values()}.values()
-        if self.workflow_entry[0] is not self.workflow:  # a SET_VARIABLE replaced it
+        if self.workflow_entry[0] is not self.workflow:  # not made yet, or a SET_VARIABLE replaced it
             self.workflow_entry = (self.workflow, workflow_document(self.workflow))
         return evaluation_document(self.workflow, records, self.workflow_entry[1])
 
@@ -718,7 +719,7 @@ class _Decider:
         merged.update(self.records)
         for task_id in self.transition.change.remove:
             merged.pop(task_id, None)
-        return sorted(merged.values(), key=_order)
+        return sorted(merged.values(), key=record_order)
 
     # -- the walk ------------------------------------------------------------------------------
 
@@ -1345,7 +1346,8 @@ def _unsuccessful(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [t for t in latest.values() if t["status"] in failed]
 
 
-def _order(record: Mapping[str, Any]) -> tuple[int, int]:
+def record_order(record: Mapping[str, Any]) -> tuple[int, int]:
+    """Task records in the order they were made: by ``seq``, then attempt."""
     return int(record.get("seq") or 0), int(record.get("retryCount") or 0)
 
 

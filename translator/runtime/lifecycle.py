@@ -39,6 +39,7 @@ from translator.engine.decide import (
     failure_workflow_id,
     new_record,
     next_attempt,
+    record_order,
     scheduled_record,
     step_of,
 )
@@ -190,7 +191,7 @@ def retry(app: Celery, store: StateStore, wf_id: str, resume_subworkflow_tasks: 
         if not tasks:
             raise ConflictError("Workflow has not started yet")
         retriable: dict[str, dict[str, Any]] = {}
-        for task in sorted(tasks, key=_order):
+        for task in sorted(tasks, key=record_order):
             if task["status"] in ("FAILED", "FAILED_WITH_TERMINAL_ERROR", "TIMED_OUT", "CANCELED"):
                 retriable[task["referenceTaskName"]] = task
             else:
@@ -208,7 +209,7 @@ def retry(app: Celery, store: StateStore, wf_id: str, resume_subworkflow_tasks: 
         seq = max((int(t.get("seq") or 0) for t in tasks), default=0)
         transition = Transition(change)
         document = evaluation_document(running, tasks)
-        for task in sorted(retriable.values(), key=_order):
+        for task in sorted(retriable.values(), key=record_order):
             kind = task.get("taskType")
             if kind in CONTAINER_TYPES:
                 change.write({**task, "status": "IN_PROGRESS", "retryCount": int(task["retryCount"]) + 1})
@@ -488,7 +489,7 @@ def _rerun_from(
     change.remove = [t["taskId"] for t in removed]
     removed_names = {name for t in removed for name in _names_of(t)}
     newest: dict[str, dict[str, Any]] = {}
-    for task in sorted(kept, key=_order):
+    for task in sorted(kept, key=record_order):
         for name in _names_of(task):
             newest[name] = task
     for name in removed_names & set(newest):  # a kept record is a name's newest again: indexed again
@@ -648,7 +649,7 @@ def _decide_all(app: Celery, plan: Plan, workflow: dict[str, Any], tasks: list[d
     """A decision from every record (each one as if it had just changed): what ended while nothing
     was decided (a pause) carries the workflow on."""
     latest: dict[str, dict[str, Any]] = {}
-    for task in sorted(tasks, key=_order):
+    for task in sorted(tasks, key=record_order):
         latest[task["referenceTaskName"]] = task
     return decide(plan, workflow, Records(tasks), list(latest.values()), timing_of(app))
 
@@ -688,10 +689,6 @@ def _worker_step(plan: Plan, record: Mapping[str, Any]) -> Step | None:
 def _workflow_timeout(workflow: Mapping[str, Any], plan: Plan) -> list[Any]:
     found = workflow_deadline(workflow, plan)
     return [found] if found is not None else []
-
-
-def _order(record: Mapping[str, Any]) -> tuple[int, int]:
-    return int(record.get("seq") or 0), int(record.get("retryCount") or 0)
 
 
 def _names_of(task: Mapping[str, Any]) -> list[str]:
